@@ -1,0 +1,147 @@
+"""Run a sweep of points resumably: measure what is missing, record everything, skip the rest.
+
+Points are identified by their config hash, so an interrupted or extended sweep picks up
+exactly where it stopped. A failing point is recorded (with its traceback) instead of
+losing the sweep; Ctrl-C stops at once and, because writes are atomic, leaves no partial
+file behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from adapterdrop.bench.environment import collect_environment
+from adapterdrop.results import (
+    DEFAULT_RESULTS_ROOT,
+    KINDS,
+    canonical_json,
+    check_experiment_name,
+    is_measured,
+    make_result,
+    point_id,
+    write_result,
+)
+
+logger = logging.getLogger(__name__)
+
+Metrics = Mapping[str, Any]
+Samples = Mapping[str, Sequence[float]]
+MeasureFn = Callable[[dict[str, Any]], tuple[Metrics, Samples]]
+
+
+@dataclass
+class RunSummary:
+    """Point ids of a sweep by outcome, in the order they were handled."""
+
+    measured: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"measured {len(self.measured)}, skipped {len(self.skipped)}, failed {len(self.failed)}"
+        )
+
+
+def _check_points(points: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Hash every point before any work so a bad config fails in seconds, not hours."""
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for index, point in enumerate(points):
+        if not isinstance(point, Mapping):
+            raise TypeError(f"point {index} must be a mapping, got {type(point).__name__}")
+        try:
+            pid = point_id(point)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"point {index} is not JSON-serialisable: {exc}") from exc
+        if pid in seen:
+            raise ValueError(f"points {seen[pid]} and {index} have the same config ({pid})")
+        seen[pid] = index
+        ids.append(pid)
+    return ids
+
+
+def _error_block(exc: BaseException) -> dict[str, str]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+
+
+def run_points(
+    experiment: str,
+    points: Sequence[Mapping[str, Any]],
+    measure: MeasureFn,
+    *,
+    results_root: Path | str = DEFAULT_RESULTS_ROOT,
+    kind: str = "bench",
+    force: bool = False,
+    progress: bool = True,
+    raise_on_error: bool = False,
+    environment: Callable[[], Mapping[str, Any]] = collect_environment,
+) -> RunSummary:
+    """Measure every point of ``experiment`` that has no valid result yet.
+
+    ``measure(config)`` returns ``(metrics, samples)``; the environment is collected right
+    after it so the timestamp and git state describe the measurement. ``measure`` receives
+    the config as plain JSON values (tuples become lists), exactly as it is recorded.
+    ``force`` redoes points that are already measured. An exception in ``measure`` is written as a
+    ``failed`` result and the sweep continues, unless ``raise_on_error`` re-raises it after
+    recording. The progress bar only counts points that need work, so its ETA is honest.
+    """
+    check_experiment_name(experiment)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    ids = _check_points(points)
+    summary = RunSummary()
+    todo: list[tuple[str, dict[str, Any]]] = []
+    for pid, point in zip(ids, points, strict=True):
+        if not force and is_measured(results_root, experiment, pid):
+            summary.skipped.append(pid)
+        else:
+            todo.append((pid, json.loads(canonical_json(point))))
+    if summary.skipped:
+        logger.info("%s: %d point(s) already measured, skipping", experiment, len(summary.skipped))
+
+    with tqdm(todo, desc=experiment, unit="point", disable=not progress) as bar:
+        for pid, config in bar:
+            bar.set_postfix_str(pid)
+            try:
+                # measure gets its own copy: mutating it must not change the recorded config.
+                metrics, samples = measure(copy.deepcopy(config))
+                record = make_result(
+                    experiment=experiment,
+                    config=config,
+                    environment=environment(),
+                    kind=kind,
+                    metrics=metrics,
+                    samples=samples,
+                )
+            except Exception as exc:
+                record = make_result(
+                    experiment=experiment,
+                    config=config,
+                    environment=environment(),
+                    kind=kind,
+                    error=_error_block(exc),
+                )
+                write_result(record, results_root)
+                summary.failed.append(pid)
+                logger.error("%s/%s failed: %s: %s", experiment, pid, type(exc).__name__, exc)
+                if raise_on_error:
+                    raise
+                continue
+            write_result(record, results_root)
+            summary.measured.append(pid)
+    logger.info("%s: %s", experiment, summary)
+    return summary

@@ -1,0 +1,322 @@
+"""The layer loop that every method runs in: one encoder, many named tasks, late replication.
+
+We drive the HF encoder's layers ourselves (calling their own sub-modules, so the weights and
+attention kernels are HF's) because two things AdapterDrop is about need the loop:
+
+* where a batch is replicated for T tasks: inputs run as one shared *stream* until the first
+  site where some task has an adapter; there the shared sub-layer output is computed once and
+  only the adapter terms fan out, one stream per task (mixed drop depths branch at different
+  layers, each as late as possible);
+* where autograd starts: with a frozen backbone, layers below the lowest active adapter run
+  under ``no_grad``, so they store no activations and take no backward.
+
+Task modules are kept in ``task_modules[task][site_key]`` (peft-style, keyed by name) so several
+tasks live in one model; a module object may sit at several keys (cross-layer sharing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from adapterdrop.methods.base import LayerModule, Site, SiteInputs, SiteModule, site_key
+from adapterdrop.methods.bottleneck import BottleneckAdapter, batched_bottleneck_delta
+
+
+def attention_sublayer(layer: nn.Module, hidden: torch.Tensor, mask: torch.Tensor | None):
+    """Self-attention and its output projection + dropout: ``x`` of the attention site."""
+    context = layer.attention.self(hidden, attention_mask=mask)[0]
+    out = layer.attention.output
+    return out.dropout(out.dense(context))
+
+
+def ffn_sublayer(layer: nn.Module, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """FFN: returns the intermediate activation and the projected output ``x`` of the site."""
+    intermediate = layer.intermediate(hidden)
+    return intermediate, layer.output.dropout(layer.output.dense(intermediate))
+
+
+def site_norm(layer: nn.Module, site: Site) -> nn.LayerNorm:
+    return layer.attention.output.LayerNorm if site is Site.ATTENTION else layer.output.LayerNorm
+
+
+def encoder_mask(
+    attention_mask: torch.Tensor | None, dtype: torch.dtype, attn_implementation: str
+) -> torch.Tensor | None:
+    """Broadcastable ``(B, 1, 1, S)`` mask in the form the attention kernel takes.
+
+    ``None`` when nothing is padded, so SDPA can take its fastest path.
+    """
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    keep = attention_mask[:, None, None, :].bool()
+    if attn_implementation == "sdpa":
+        return keep
+    return (~keep).to(dtype) * torch.finfo(dtype).min
+
+
+@dataclass
+class _Streams:
+    """Hidden states of the live streams stacked on the batch axis: ``(G * B, S, d)``.
+
+    ``labels[g]`` is ``None`` for the shared stream (tasks that have not branched yet) or the
+    task that owns stream ``g``.
+    """
+
+    hidden: torch.Tensor
+    labels: list[str | None]
+    batch: int
+
+    def slice(self, tensor: torch.Tensor, index: int) -> torch.Tensor:
+        return tensor[index * self.batch : (index + 1) * self.batch]
+
+
+class AdapterEncoder(nn.Module):
+    """A HF BERT/RoBERTa encoder whose layer loop runs named task modules."""
+
+    def __init__(self, backbone: PreTrainedModel) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.task_modules = nn.ModuleDict()
+        self._mask_cache: dict[int, torch.Tensor | None] = {}
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def layers(self) -> nn.ModuleList:
+        return self.backbone.encoder.layer
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.backbone.config.hidden_size
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.task_modules.keys())
+
+    def add_module_at(self, task: str, layer: int, site: Site | str, module: nn.Module) -> None:
+        """Register ``module`` for ``task`` at a site (``"layer"`` for a whole-layer module)."""
+        self.check_layer(layer)
+        key = f"{layer}_layer" if site == "layer" else site_key(layer, Site(site))
+        if task not in self.task_modules:
+            self.task_modules[task] = nn.ModuleDict()
+        self.task_modules[task][key] = module
+
+    def remove_task(self, task: str) -> None:
+        del self.task_modules[self.check_task(task)]
+
+    def check_task(self, task: str) -> str:
+        if task not in self.task_modules:
+            raise KeyError(f"unknown task {task!r}; this model has tasks {self.tasks}")
+        return task
+
+    def check_layer(self, layer: int) -> int:
+        if not 0 <= layer < self.num_layers:
+            raise ValueError(
+                f"layer {layer} out of range: the encoder has layers 0..{self.num_layers - 1}"
+            )
+        return layer
+
+    def check_dropped(self, dropped: int) -> int:
+        if not 0 <= dropped < self.num_layers:
+            last = self.num_layers - 1
+            raise ValueError(f"cannot drop {dropped} of {self.num_layers} layers: choose 0..{last}")
+        return dropped
+
+    def freeze_backbone(self) -> None:
+        self.backbone.requires_grad_(False)
+
+    def backbone_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.backbone.parameters())
+
+    def branch_layer(self, task: str, dropped: int) -> int:
+        """First layer at which ``task`` has an active module, or ``num_layers`` if none."""
+        layers = [int(key.split("_")[0]) for key in self.task_modules[task]]
+        active = [layer for layer in layers if layer >= dropped]
+        return min(active, default=self.num_layers)
+
+    # ------------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        tasks: str | Iterable[str] | None = None,
+        dropped_layers: int | Mapping[str, int] = 0,
+    ) -> dict[str, torch.Tensor]:
+        """Final hidden states ``(B, S, d)`` per task, from one pass over the layers.
+
+        ``dropped_layers`` skips each task's modules in layers ``< n`` at run time (dynamic
+        AdapterDrop); one int applies to all tasks, a mapping sets a depth per task.
+        """
+        names = self._resolve_tasks(tasks)
+        dropped = {
+            t: self.check_dropped(
+                dropped_layers[t] if isinstance(dropped_layers, Mapping) else dropped_layers
+            )
+            for t in names
+        }
+        branch = {t: self.branch_layer(t, dropped[t]) for t in names}
+        hidden = self.backbone.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        mask = encoder_mask(attention_mask, hidden.dtype, self.backbone.config._attn_implementation)
+        self._mask_cache = {1: mask}
+        streams = _Streams(hidden, [None], input_ids.shape[0])
+        first_grad_layer = min(branch.values(), default=self.num_layers)
+        frozen = self.backbone_frozen()
+        for i, layer in enumerate(self.layers):
+            no_grad = frozen and i < first_grad_layer
+            with torch.no_grad() if no_grad else contextlib.nullcontext():
+                streams = self._run_layer(i, layer, streams, branch, dropped)
+        return self._outputs(streams, names)
+
+    def _resolve_tasks(self, tasks: str | Iterable[str] | None) -> list[str]:
+        if tasks is None:
+            names = self.tasks
+        elif isinstance(tasks, str):
+            names = [tasks]
+        else:
+            names = list(tasks)
+        if not names:
+            raise ValueError(f"no task to run; this model has tasks {self.tasks}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"tasks must be distinct, got {names}")
+        return [self.check_task(t) for t in names]
+
+    def _mask_for(self, streams: _Streams) -> torch.Tensor | None:
+        count = len(streams.labels)
+        if count not in self._mask_cache:
+            base = self._mask_cache[1]
+            self._mask_cache[count] = None if base is None else base.repeat(count, 1, 1, 1)
+        return self._mask_cache[count]
+
+    def _run_layer(
+        self,
+        i: int,
+        layer: nn.Module,
+        streams: _Streams,
+        branch: dict[str, int],
+        dropped: dict[str, int],
+    ) -> _Streams:
+        whole_layer = self._whole_layer_module(i, streams, branch, dropped)
+        if whole_layer is not None:
+            hidden = whole_layer.layer_forward(layer, streams.hidden, self._mask_for(streams))
+            return _Streams(hidden, streams.labels, streams.batch)
+        x = attention_sublayer(layer, streams.hidden, self._mask_for(streams))
+        streams = self._site(i, Site.ATTENTION, layer, streams, x, None, branch, dropped)
+        intermediate, x = ffn_sublayer(layer, streams.hidden)
+        return self._site(i, Site.OUTPUT, layer, streams, x, intermediate, branch, dropped)
+
+    def _whole_layer_module(
+        self, i: int, streams: _Streams, branch: dict[str, int], dropped: dict[str, int]
+    ) -> LayerModule | None:
+        key = f"{i}_layer"
+        owners = [t for t in branch if key in self.task_modules[t] and i >= dropped[t]]
+        if not owners:
+            return None
+        if len(branch) != 1:
+            raise ValueError(
+                f"task(s) {owners} replace whole layers (token routing); they run one task at a "
+                f"time, not in a multi-task pass with {sorted(branch)}"
+            )
+        return self.task_modules[owners[0]][key]
+
+    def _site(
+        self,
+        i: int,
+        site: Site,
+        layer: nn.Module,
+        streams: _Streams,
+        projected: torch.Tensor,
+        intermediate: torch.Tensor | None,
+        branch: dict[str, int],
+        dropped: dict[str, int],
+    ) -> _Streams:
+        """Add each stream's task term at this site, branch new tasks off the shared stream,
+        and apply the sub-layer's LayerNorm to all streams at once."""
+        key = site_key(i, site)
+        norm = site_norm(layer, site)
+        residual = streams.hidden
+        pre = projected + residual
+        labels = streams.labels
+        has_shared = labels[0] is None
+        waiting = [t for t in branch if t not in labels]
+        new = [t for t in waiting if i >= dropped[t] and key in self.task_modules[t]]
+        owned = [
+            (g, t)
+            for g, t in enumerate(labels)
+            if t is not None and i >= dropped[t] and key in self.task_modules[t]
+        ]
+        if not new and not owned:
+            return _Streams(norm(pre), labels, streams.batch)
+
+        def inputs(index: int) -> SiteInputs:
+            return SiteInputs(
+                projected=streams.slice(projected, index),
+                residual=streams.slice(residual, index),
+                layer_norm=norm,
+                intermediate=None if intermediate is None else streams.slice(intermediate, index),
+            )
+
+        parts = [streams.slice(pre, g) for g in range(len(labels))]
+        for (g, _), delta in zip(
+            owned,
+            self._deltas([t for _, t in owned], key, inputs, [g for g, _ in owned]),
+            strict=True,
+        ):
+            parts[g] = parts[g] + delta
+        new_labels = list(labels)
+        if new:
+            shared_deltas = self._deltas(new, key, inputs, [0] * len(new))
+            parts.extend(parts[0] + delta for delta in shared_deltas)
+            new_labels.extend(new)
+        still_waiting = [t for t in waiting if t not in new]
+        if has_shared and not still_waiting:
+            parts, new_labels = parts[1:], new_labels[1:]
+        hidden = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
+        return _Streams(norm(hidden), new_labels, streams.batch)
+
+    def _deltas(
+        self, tasks: list[str], key: str, inputs, stream_index: list[int]
+    ) -> list[torch.Tensor]:
+        """Task terms for ``tasks`` at one site; same-shaped adapters run as one batched op."""
+        modules: list[SiteModule] = [self.task_modules[t][key] for t in tasks]
+        deltas: list[torch.Tensor | None] = [None] * len(tasks)
+        groups: dict[tuple, list[int]] = {}
+        for j, module in enumerate(modules):
+            signature = module.batch_signature()
+            if signature is None or len(tasks) == 1:
+                deltas[j] = module.delta(inputs(stream_index[j]))
+            else:
+                groups.setdefault(signature, []).append(j)
+        for members in groups.values():
+            adapters = [modules[j] for j in members]
+            shared = len({stream_index[j] for j in members}) == 1
+            if shared:
+                adapter_input = adapters[0].adapter_input(inputs(stream_index[members[0]]))
+            else:
+                adapter_input = torch.stack(
+                    [
+                        adapters[k].adapter_input(inputs(stream_index[j]))
+                        for k, j in enumerate(members)
+                    ]
+                )
+            for j, delta in zip(
+                members, batched_bottleneck_delta(adapters, adapter_input), strict=True
+            ):
+                deltas[j] = delta
+        return deltas
+
+    def _outputs(self, streams: _Streams, names: list[str]) -> dict[str, torch.Tensor]:
+        index = {label: g for g, label in enumerate(streams.labels)}
+        return {t: streams.slice(streams.hidden, index.get(t, index.get(None))) for t in names}
+
+
+__all__ = ["AdapterEncoder", "BottleneckAdapter", "attention_sublayer", "ffn_sublayer"]

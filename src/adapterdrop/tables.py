@@ -1,0 +1,111 @@
+"""Glue between stored results and published tables: load what is valid, write .md and .csv.
+
+Table builders (Table 1/2/3) are pure functions from a results DataFrame to a table
+DataFrame; this module supplies their input (:func:`load_ok_results`) and their output
+(:func:`write_table`). Markdown is rendered here because ``DataFrame.to_markdown`` needs
+``tabulate``, which the suite does not depend on.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from adapterdrop.results import DEFAULT_RESULTS_ROOT, atomic_write_text, load_results
+
+DEFAULT_TABLES_ROOT = Path("results/tables")
+#: Four significant digits: enough to show a 1 % difference between any two timings.
+DEFAULT_FLOAT_FORMAT = "{:.4g}"
+
+
+def load_ok_results(
+    results_root: Path | str = DEFAULT_RESULTS_ROOT,
+    experiment: str | None = None,
+    *,
+    strict: bool = True,
+) -> pd.DataFrame:
+    """Successful results only, ready for a table builder.
+
+    ``strict`` (the default here) refuses to build a table while any result file is
+    invalid, since a silently missing row would change the published numbers. Failed
+    points are dropped with a warning that names them.
+    """
+    df = load_results(results_root, experiment, strict=strict)
+    if df.empty:
+        return df
+    failed = df[df["status"] != "ok"]
+    if not failed.empty:
+        names = ", ".join(failed["experiment"] + "/" + failed["point_id"])
+        warnings.warn(f"{len(failed)} failed point(s) left out: {names}", stacklevel=2)
+    ok = df[df["status"] == "ok"].reset_index(drop=True)
+    ok.attrs = dict(df.attrs)
+    return ok
+
+
+def format_estimate(
+    value: float, low: float | None = None, high: float | None = None, *, fmt: str = "{:.3f}"
+) -> str:
+    """``value [low, high]`` for a point estimate with its confidence interval."""
+    text = fmt.format(value)
+    if low is not None and high is not None:
+        text += f" [{fmt.format(low)}, {fmt.format(high)}]"
+    return text
+
+
+def _cell(value: Any, float_format: str) -> str:
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral | bool):
+        text = float_format.format(value)
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>")
+
+
+def to_markdown(
+    df: pd.DataFrame, *, index: bool = False, float_format: str = DEFAULT_FLOAT_FORMAT
+) -> str:
+    """GitHub-flavoured markdown table; numeric columns right-aligned, missing values blank."""
+    frame = df.reset_index() if index else df
+    headers = [_cell(c, float_format) for c in frame.columns]
+    rows = [[_cell(v, float_format) for v in row] for row in frame.itertuples(index=False)]
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+    widths = [
+        max(3, len(h), *(len(r[i]) for r in rows)) if rows else max(3, len(h))
+        for i, h in enumerate(headers)
+    ]
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(cells, widths, numeric, strict=True)
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = ["-" * (w - 1) + ":" if num else "-" * w for w, num in zip(widths, numeric, strict=True)]
+    return "\n".join([line(headers), line(rule), *(line(r) for r in rows)]) + "\n"
+
+
+def write_table(
+    df: pd.DataFrame,
+    name: str,
+    *,
+    tables_root: Path | str = DEFAULT_TABLES_ROOT,
+    index: bool = False,
+    float_format: str = DEFAULT_FLOAT_FORMAT,
+) -> str:
+    """Write ``<tables_root>/<name>.md`` and ``.csv`` atomically; return the markdown.
+
+    The CSV keeps full precision for further analysis; only the markdown is rounded.
+    """
+    if not name or Path(name).name != name or name.startswith("."):
+        raise ValueError(f"table name must be a plain file stem, got {name!r}")
+    root = Path(tables_root)
+    markdown = to_markdown(df, index=index, float_format=float_format)
+    atomic_write_text(root / f"{name}.csv", df.to_csv(index=index))
+    atomic_write_text(root / f"{name}.md", markdown)
+    return markdown
