@@ -6,6 +6,8 @@ Adding a method is one module that calls ``register`` and one ``conf/method/*.ya
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -57,5 +59,8 @@ def build_method(cfg: Mapping[str, Any]) -> Method:
 
 
 def _load_builtin_methods() -> None:
-    """Import the method modules so their ``register`` calls run (once)."""
-    from adapterdrop.methods import bottleneck  # noqa: F401
+    """Import every module of this package so their ``register`` calls run (once each)."""
+    import adapterdrop.methods as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
