@@ -248,6 +248,8 @@ def is_measured(root: Path | str, experiment: str, pid: str) -> bool:
 
 def iter_result_files(root: Path | str, experiment: str | None = None) -> Iterator[Path]:
     """Result files under ``root`` (one experiment or all), sorted; temporaries excluded."""
+    if experiment is not None:
+        check_experiment_name(experiment)
     pattern = f"{experiment}/*.json" if experiment else "*/*.json"
     yield from sorted(p for p in Path(root).glob(pattern) if not p.name.startswith("."))
 

@@ -104,16 +104,16 @@ def run_points(
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     ids = _check_points(points)
     summary = RunSummary()
-    todo: list[tuple[str, dict[str, Any]]] = []
+    pending: list[tuple[str, dict[str, Any]]] = []
     for pid, point in zip(ids, points, strict=True):
         if not force and is_measured(results_root, experiment, pid):
             summary.skipped.append(pid)
         else:
-            todo.append((pid, json.loads(canonical_json(point))))
+            pending.append((pid, json.loads(canonical_json(point))))
     if summary.skipped:
         logger.info("%s: %d point(s) already measured, skipping", experiment, len(summary.skipped))
 
-    with tqdm(todo, desc=experiment, unit="point", disable=not progress) as bar:
+    with tqdm(pending, desc=experiment, unit="point", disable=not progress) as bar:
         for pid, config in bar:
             bar.set_postfix_str(pid)
             try:

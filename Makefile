@@ -1,0 +1,68 @@
+# adapterdrop: every target that needs the environment depends on `install`, so any of them works
+# as the first command on a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.install.stamp
+# torch first, pinned: here a local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+# Real GLUE/SuperGLUE files beside the checkout are used when present (never copied in).
+ifneq ($(wildcard ../shared/data),)
+export ADAPTERDROP_DATA_DIR ?= $(abspath ../shared/data)
+endif
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM ?= false
+
+BENCH := $(PY) -m adapterdrop.cli.bench
+ARGS ?=
+
+.PHONY: help install test test-all lint format clean reproduce-table1 reproduce-table2 \
+	reproduce-table3 reproduce-efficiency tables
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-22s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv with torch and the package (editable, dev extras)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip check
+	@touch $@
+
+test: install ## Fast test suite (CPU, a few minutes)
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: install ## All tests, slow end-to-end ones included
+	$(PY) -m pytest -q
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+
+format: install ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix src tests scripts
+	$(VENV)/bin/ruff format src tests scripts
+
+reproduce-table2: install ## Table 2: speed-up per shared layer, 2/4/8/16 tasks in Parallel
+	$(BENCH) bench=table2 $(ARGS)
+
+reproduce-table1: install ## Table 1: adapter vs full fine-tuning, training and inference speed
+	$(BENCH) bench=table1 $(ARGS)
+
+reproduce-table3: install ## Table 3: AdapterFusion cost and pruning
+	$(BENCH) bench=table3 $(ARGS)
+
+reproduce-efficiency: install ## Robust drop, specialized drop, CoDA, AdapterBias, LoRA, multi-task FT
+	$(BENCH) bench=efficiency $(ARGS)
+
+clean: ## Remove the virtualenv, caches and Hydra outputs (results/ is kept)
+	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
