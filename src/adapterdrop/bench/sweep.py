@@ -1,0 +1,49 @@
+"""Run one benchmark grid end to end: validate, measure missing points, build its tables."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import torch
+
+from adapterdrop.bench.experiments import get_experiment
+from adapterdrop.bench.runner import RunSummary, run_points
+from adapterdrop.results import point_id
+from adapterdrop.tables import load_ok_results, write_table
+
+log = logging.getLogger(__name__)
+
+
+def run_benchmark(cfg: Mapping[str, Any]) -> tuple[RunSummary, dict[str, str]]:
+    """Measure ``cfg.bench`` and return the run summary and each table as markdown.
+
+    Tables use only this grid's points (by config hash), so results of other settings that
+    share ``results/raw/<bench>`` never mix into them.
+    """
+    if cfg["threads"] is not None:
+        torch.set_num_threads(int(cfg["threads"]))
+    name = cfg["bench"]["name"]
+    experiment = get_experiment(name)
+    points = experiment.points(cfg)
+    summary = run_points(
+        name,
+        points,
+        experiment.measure,
+        results_root=cfg["paths"]["results_root"],
+        force=cfg["force"],
+        progress=cfg["progress"],
+    )
+    log.info("%s: %s", name, summary)
+    df = load_ok_results(cfg["paths"]["results_root"], name)
+    wanted = {point_id(p) for p in points}
+    df = df[df["point_id"].isin(wanted)] if not df.empty else df
+    if df.empty:
+        return summary, {}
+    return summary, {
+        table: write_table(frame, table, tables_root=cfg["paths"]["tables_root"])
+        for table, frame in experiment.tables(df, cfg).items()
+        if isinstance(frame, pd.DataFrame) and not frame.empty
+    }

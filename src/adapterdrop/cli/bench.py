@@ -1,0 +1,22 @@
+"""``python -m adapterdrop.cli.bench bench=<grid>`` (or ``adapterdrop-bench``): measure a
+benchmark grid and print its tables. The work is in ``adapterdrop.bench.sweep``."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from adapterdrop.bench.sweep import run_benchmark
+from adapterdrop.cli import conf_dir
+
+
+@hydra.main(config_path=str(conf_dir()), config_name="bench", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    summary, tables = run_benchmark(OmegaConf.to_container(cfg, resolve=True))
+    print(f"{cfg.bench.name}: {summary}")
+    for name, markdown in tables.items():
+        print(f"\n## {name}\n\n{markdown}")
+
+
+if __name__ == "__main__":
+    main()
