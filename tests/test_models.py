@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import model_cfg
 
 from adapterdrop.models import ModelUnavailableError, load_backbone
+from conftest import model_cfg
 
 
 def test_minilm_loads_offline_and_embeds_deterministically(monkeypatch):

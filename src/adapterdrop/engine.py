@@ -75,6 +75,44 @@ class _Streams:
     def slice(self, tensor: torch.Tensor, index: int) -> torch.Tensor:
         return tensor[index * self.batch : (index + 1) * self.batch]
 
+    def rows(self, index: int) -> torch.Tensor:
+        return torch.arange(index * self.batch, (index + 1) * self.batch)
+
+
+class _SiteView:
+    """One site's tensors for all streams, handing methods either one stream or all at once."""
+
+    def __init__(
+        self,
+        streams: _Streams,
+        projected: torch.Tensor,
+        intermediate: torch.Tensor | None,
+        norm: nn.LayerNorm,
+    ) -> None:
+        self.streams = streams
+        self.all = SiteInputs(projected, streams.hidden, norm, intermediate)
+        self.norm = norm
+        self.pre_norm = self.all.pre_norm
+
+    def inputs(self, index: int) -> SiteInputs:
+        cut = self.streams.slice
+        return SiteInputs(
+            projected=cut(self.all.projected, index),
+            residual=cut(self.all.residual, index),
+            layer_norm=self.norm,
+            intermediate=None
+            if self.all.intermediate is None
+            else cut(self.all.intermediate, index),
+        )
+
+    def adapter_input(self, adapter: BottleneckAdapter, stream_index: list[int]) -> torch.Tensor:
+        """``(B, S, d)`` when all read one stream, else ``(N, B, S, d)``, computed in one op."""
+        if len(set(stream_index)) == 1:
+            return adapter.adapter_input(self.inputs(stream_index[0]))
+        count = len(self.streams.labels)
+        full = adapter.adapter_input(self.all).unflatten(0, (count, self.streams.batch))
+        return full if stream_index == list(range(count)) else full[stream_index]
+
 
 class AdapterEncoder(nn.Module):
     """A HF BERT/RoBERTa encoder whose layer loop runs named task modules."""
@@ -242,77 +280,47 @@ class AdapterEncoder(nn.Module):
         """Add each stream's task term at this site, branch new tasks off the shared stream,
         and apply the sub-layer's LayerNorm to all streams at once."""
         key = site_key(i, site)
-        norm = site_norm(layer, site)
-        residual = streams.hidden
-        pre = projected + residual
+        view = _SiteView(streams, projected, intermediate, site_norm(layer, site))
+        pre = view.pre_norm
         labels = streams.labels
-        has_shared = labels[0] is None
+
+        def active(task: str) -> bool:
+            return i >= dropped[task] and key in self.task_modules[task]
+
         waiting = [t for t in branch if t not in labels]
-        new = [t for t in waiting if i >= dropped[t] and key in self.task_modules[t]]
-        owned = [
-            (g, t)
-            for g, t in enumerate(labels)
-            if t is not None and i >= dropped[t] and key in self.task_modules[t]
-        ]
-        if not new and not owned:
-            return _Streams(norm(pre), labels, streams.batch)
-
-        def inputs(index: int) -> SiteInputs:
-            return SiteInputs(
-                projected=streams.slice(projected, index),
-                residual=streams.slice(residual, index),
-                layer_norm=norm,
-                intermediate=None if intermediate is None else streams.slice(intermediate, index),
-            )
-
-        parts = [streams.slice(pre, g) for g in range(len(labels))]
-        for (g, _), delta in zip(
-            owned,
-            self._deltas([t for _, t in owned], key, inputs, [g for g, _ in owned]),
-            strict=True,
-        ):
-            parts[g] = parts[g] + delta
-        new_labels = list(labels)
+        new = [t for t in waiting if active(t)]
+        owned = [g for g, t in enumerate(labels) if t is not None and active(t)]
+        if owned:
+            deltas = self._deltas([labels[g] for g in owned], key, view, owned).flatten(0, 1)
+            if len(owned) == len(labels):
+                pre = pre + deltas
+            else:
+                rows = torch.cat([streams.rows(g) for g in owned])
+                pre = pre.index_add(0, rows.to(pre.device), deltas.to(pre.dtype))
         if new:
-            shared_deltas = self._deltas(new, key, inputs, [0] * len(new))
-            parts.extend(parts[0] + delta for delta in shared_deltas)
-            new_labels.extend(new)
-        still_waiting = [t for t in waiting if t not in new]
-        if has_shared and not still_waiting:
-            parts, new_labels = parts[1:], new_labels[1:]
-        hidden = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
-        return _Streams(norm(hidden), new_labels, streams.batch)
+            shared = streams.slice(pre, 0)
+            branched = (shared + self._deltas(new, key, view, [0] * len(new))).flatten(0, 1)
+            keep_shared = len(new) < len(waiting)
+            kept = pre if keep_shared else pre[streams.batch :]
+            pre = branched if kept.shape[0] == 0 else torch.cat([kept, branched])
+            labels = (labels if keep_shared else labels[1:]) + new
+        return _Streams(view.norm(pre), labels, streams.batch)
 
     def _deltas(
-        self, tasks: list[str], key: str, inputs, stream_index: list[int]
-    ) -> list[torch.Tensor]:
-        """Task terms for ``tasks`` at one site; same-shaped adapters run as one batched op."""
+        self, tasks: list[str], key: str, view: _SiteView, stream_index: list[int]
+    ) -> torch.Tensor:
+        """Terms ``(N, B, S, d)`` of ``tasks`` reading streams ``stream_index``.
+
+        Same-shaped bottleneck adapters run as one batched op; others one by one.
+        """
         modules: list[SiteModule] = [self.task_modules[t][key] for t in tasks]
-        deltas: list[torch.Tensor | None] = [None] * len(tasks)
-        groups: dict[tuple, list[int]] = {}
-        for j, module in enumerate(modules):
-            signature = module.batch_signature()
-            if signature is None or len(tasks) == 1:
-                deltas[j] = module.delta(inputs(stream_index[j]))
-            else:
-                groups.setdefault(signature, []).append(j)
-        for members in groups.values():
-            adapters = [modules[j] for j in members]
-            shared = len({stream_index[j] for j in members}) == 1
-            if shared:
-                adapter_input = adapters[0].adapter_input(inputs(stream_index[members[0]]))
-            else:
-                adapter_input = torch.stack(
-                    [
-                        adapters[k].adapter_input(inputs(stream_index[j]))
-                        for k, j in enumerate(members)
-                    ]
-                )
-            for j, delta in zip(
-                members, batched_bottleneck_delta(adapters, adapter_input), strict=True
-            ):
-                deltas[j] = delta
-        return deltas
+        signature = modules[0].batch_signature()
+        batchable = signature is not None and len(modules) > 1
+        if batchable and all(m.batch_signature() == signature for m in modules):
+            return batched_bottleneck_delta(modules, view.adapter_input(modules[0], stream_index))
+        return torch.stack(
+            [m.delta(view.inputs(g)) for m, g in zip(modules, stream_index, strict=True)]
+        )
 
     def _outputs(self, streams: _Streams, names: list[str]) -> dict[str, torch.Tensor]:
         index = {label: g for g, label in enumerate(streams.labels)}
