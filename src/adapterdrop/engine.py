@@ -146,7 +146,7 @@ class AdapterEncoder(nn.Module):
         key = f"{layer}_layer" if site == "layer" else site_key(layer, Site(site))
         if task not in self.task_modules:
             self.task_modules[task] = nn.ModuleDict()
-        self.task_modules[task][key] = module
+        self.task_modules[task][key] = module.train(self.training)
 
     def remove_task(self, task: str) -> None:
         del self.task_modules[self.check_task(task)]
