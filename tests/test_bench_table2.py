@@ -1,0 +1,78 @@
+"""Table 2 end to end on the tiny model: points, raw JSON with environment, tables, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from adapterdrop.bench.experiments import get_experiment
+from adapterdrop.bench.sweep import apply_preset, run_benchmark
+from conftest import CONF
+
+
+def table2_cfg(tmp_path, *extra: str) -> dict:
+    overrides = [
+        "bench=table2",
+        "model=tiny",
+        "bench.num_tasks=[2,3]",
+        "dtype=fp32",
+        "timing.warmup=0",
+        "timing.min_reps=2",
+        "timing.min_seconds=0",
+        "progress=false",
+        f"paths.results_root={tmp_path}/raw",
+        f"paths.tables_root={tmp_path}/tables",
+        *extra,
+    ]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return OmegaConf.to_container(compose(config_name="bench", overrides=overrides))
+
+
+def test_table2_writes_raw_points_and_tables(tmp_path):
+    cfg = table2_cfg(tmp_path)
+    summary, tables = run_benchmark(cfg)
+    layers = cfg["model"]["architecture"]["num_hidden_layers"]
+    assert len(summary.measured) == 2 * layers and not summary.failed
+    files = sorted((tmp_path / "raw" / "table2").glob("*.json"))
+    assert len(files) == 2 * layers
+    record = json.loads(files[0].read_text())
+    assert record["status"] == "ok" and record["environment"]["cpu"]
+    assert set(record["samples"]) >= {"ours", "adapterhub"}
+    assert {"table2", "table2_curve"} <= set(tables)
+    table = (tmp_path / "tables" / "table2.csv").read_text().splitlines()
+    assert table[0].startswith("num_tasks,") and len(table) == 3
+    assert "ours_per_layer_%" in table[0] and "ideal_per_layer_%" in table[0]
+
+
+def test_rerun_skips_measured_points_and_force_redoes_them(tmp_path):
+    cfg = table2_cfg(tmp_path, "bench.num_tasks=[2]", "bench.dropped_layers=[0,3]")
+    first, _ = run_benchmark(cfg)
+    again, _ = run_benchmark(cfg)
+    assert len(first.measured) == 2 and len(again.skipped) == 2 and not again.measured
+    forced, _ = run_benchmark({**cfg, "force": True})
+    assert len(forced.measured) == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("bench.dropped_layers=[0,4]", "dropped_layers 4"),
+        ("bench.num_tasks=[0]", "num_tasks must be >= 1"),
+        ("bench.implementations=[ours,nope]", "unknown implementation"),
+    ],
+)
+def test_bad_grid_is_refused_before_any_model_is_built(tmp_path, override, message):
+    cfg = apply_preset(table2_cfg(tmp_path, override))
+    with pytest.raises(ValueError, match=message):
+        get_experiment("table2").points(cfg)
+
+
+def test_paper_preset_merges_paper_settings(tmp_path):
+    cfg = apply_preset(table2_cfg(tmp_path, "preset=paper"))
+    assert cfg["bench"]["batch_size"] == 32 and cfg["dtype"] == "fp16"
+    assert "presets" not in cfg["bench"] and cfg["preset"] == "paper"
+    with pytest.raises(ValueError, match="unknown preset 'gpu'"):
+        apply_preset(table2_cfg(tmp_path, "preset=gpu"))
