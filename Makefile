@@ -63,6 +63,9 @@ reproduce-table3: install ## Table 3: AdapterFusion cost and pruning
 reproduce-efficiency: install ## Robust drop, specialized drop, CoDA, AdapterBias, LoRA, multi-task FT
 	$(BENCH) bench=efficiency $(ARGS)
 
+tables: install ## Rebuild every table from results/raw (no measuring)
+	@for grid in table1 table2 table3 efficiency; do $(BENCH) bench=$$grid measure=false $(ARGS); done
+
 clean: ## Remove the virtualenv, caches and Hydra outputs (results/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

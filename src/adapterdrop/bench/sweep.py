@@ -44,6 +44,8 @@ def apply_preset(cfg: Mapping[str, Any]) -> dict[str, Any]:
 def run_benchmark(cfg: Mapping[str, Any]) -> tuple[RunSummary, dict[str, str]]:
     """Measure ``cfg.bench`` and return the run summary and each table as markdown.
 
+    With ``measure`` false nothing is timed: the tables are rebuilt from ``results/raw``.
+
     Tables use only this grid's points (by config hash), so results of other settings that
     share ``results/raw/<bench>`` never mix into them.
     """
@@ -53,14 +55,16 @@ def run_benchmark(cfg: Mapping[str, Any]) -> tuple[RunSummary, dict[str, str]]:
     name = cfg["bench"]["name"]
     experiment = get_experiment(name)
     points = experiment.points(cfg)
-    summary = run_points(
-        name,
-        points,
-        experiment.measure,
-        results_root=cfg["paths"]["results_root"],
-        force=cfg["force"],
-        progress=cfg["progress"],
-    )
+    summary = RunSummary()
+    if cfg["measure"]:
+        summary = run_points(
+            name,
+            points,
+            experiment.measure,
+            results_root=cfg["paths"]["results_root"],
+            force=cfg["force"],
+            progress=cfg["progress"],
+        )
     log.info("%s: %s", name, summary)
     df = load_ok_results(cfg["paths"]["results_root"], name)
     wanted = {point_id(p) for p in points}
