@@ -1,0 +1,19 @@
+"""Plotting notebooks run top to bottom on tables built from a real (tiny) benchmark run."""
+
+from __future__ import annotations
+
+import nbformat
+from nbclient import NotebookClient
+
+from adapterdrop.bench.sweep import run_benchmark
+from conftest import REPO
+from test_bench_table2 import table2_cfg
+
+
+def test_table2_notebook_plots_from_results_tables(tmp_path, monkeypatch):
+    run_benchmark(table2_cfg(tmp_path, "bench.num_tasks=[2]"))
+    monkeypatch.setenv("ADAPTERDROP_TABLES_DIR", str(tmp_path / "tables"))
+    monkeypatch.setenv("ADAPTERDROP_FIGURES_DIR", str(tmp_path / "figures"))
+    notebook = nbformat.read(REPO / "notebooks" / "table2.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=120, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert (tmp_path / "figures" / "table2.png").stat().st_size > 10_000
