@@ -21,7 +21,7 @@ BENCH := $(PY) -m adapterdrop.cli.bench
 ARGS ?=
 
 .PHONY: help install test test-all lint format clean reproduce-table1 reproduce-table2 \
-	reproduce-table3 reproduce-efficiency tables
+	reproduce-table3 reproduce-efficiency tables check-data
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -62,6 +62,9 @@ reproduce-table3: install ## Table 3: AdapterFusion cost and pruning
 
 reproduce-efficiency: install ## Robust drop, specialized drop, CoDA, AdapterBias, LoRA, multi-task FT
 	$(BENCH) bench=efficiency $(ARGS)
+
+check-data: install ## Parse every task in $$ADAPTERDROP_DATA_DIR and print example counts
+	$(PY) scripts/check_data.py $(ADAPTERDROP_DATA_DIR)
 
 tables: install ## Rebuild every table from results/raw (no measuring)
 	@for grid in table1 table2 table3 efficiency; do $(BENCH) bench=$$grid measure=false $(ARGS); done
