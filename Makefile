@@ -63,7 +63,7 @@ reproduce-table3: install ## Table 3: AdapterFusion cost and pruning
 reproduce-efficiency: install ## Robust drop, specialized drop, CoDA, AdapterBias, LoRA, multi-task FT
 	$(BENCH) bench=efficiency $(ARGS)
 
-check-data: install ## Parse every task in $$ADAPTERDROP_DATA_DIR and print example counts
+check-data: install ## Parse every task in ADAPTERDROP_DATA_DIR (default ../shared/data), print counts
 	$(PY) scripts/check_data.py $(ADAPTERDROP_DATA_DIR)
 
 tables: install ## Rebuild every table from results/raw (no measuring)
