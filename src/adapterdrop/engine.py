@@ -140,12 +140,18 @@ class AdapterEncoder(nn.Module):
     def tasks(self) -> list[str]:
         return list(self.task_modules.keys())
 
+    def add_task(self, task: str) -> None:
+        """A task with no site module yet (full fine-tuning and LoRA change the backbone)."""
+        if task in self.task_modules:
+            raise ValueError(f"task {task!r} already exists; this model has tasks {self.tasks}")
+        self.task_modules[task] = nn.ModuleDict()
+
     def add_module_at(self, task: str, layer: int, site: Site | str, module: nn.Module) -> None:
         """Register ``module`` for ``task`` at a site (``"layer"`` for a whole-layer module)."""
         self.check_layer(layer)
         key = f"{layer}_layer" if site == "layer" else site_key(layer, Site(site))
         if task not in self.task_modules:
-            self.task_modules[task] = nn.ModuleDict()
+            self.add_task(task)
         self.task_modules[task][key] = module.train(self.training)
 
     def remove_task(self, task: str) -> None:
@@ -164,6 +170,8 @@ class AdapterEncoder(nn.Module):
         return layer
 
     def check_dropped(self, dropped: int) -> int:
+        if isinstance(dropped, bool) or not isinstance(dropped, int):
+            raise TypeError(f"dropped layers must be an int, got {dropped!r}")
         if not 0 <= dropped < self.num_layers:
             last = self.num_layers - 1
             raise ValueError(f"cannot drop {dropped} of {self.num_layers} layers: choose 0..{last}")
@@ -196,12 +204,7 @@ class AdapterEncoder(nn.Module):
         AdapterDrop); one int applies to all tasks, a mapping sets a depth per task.
         """
         names = self._resolve_tasks(tasks)
-        dropped = {
-            t: self.check_dropped(
-                dropped_layers[t] if isinstance(dropped_layers, Mapping) else dropped_layers
-            )
-            for t in names
-        }
+        dropped = self._resolve_dropped(dropped_layers, names)
         branch = {t: self.branch_layer(t, dropped[t]) for t in names}
         hidden = self.backbone.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
         mask = encoder_mask(attention_mask, hidden.dtype, self.backbone.config._attn_implementation)
@@ -227,6 +230,18 @@ class AdapterEncoder(nn.Module):
         if len(set(names)) != len(names):
             raise ValueError(f"tasks must be distinct, got {names}")
         return [self.check_task(t) for t in names]
+
+    def _resolve_dropped(
+        self, dropped_layers: int | Mapping[str, int], names: list[str]
+    ) -> dict[str, int]:
+        """One depth per task; a mapping must name exactly the tasks being run."""
+        if not isinstance(dropped_layers, Mapping):
+            return dict.fromkeys(names, self.check_dropped(dropped_layers))
+        if set(dropped_layers) != set(names):
+            raise ValueError(
+                f"dropped_layers names tasks {sorted(dropped_layers)} but the pass runs {names}"
+            )
+        return {t: self.check_dropped(dropped_layers[t]) for t in names}
 
     def _mask_for(self, streams: _Streams) -> torch.Tensor | None:
         count = len(streams.labels)

@@ -1,0 +1,61 @@
+"""AdapterBias (Fu et al. 2022): a token-dependent shift of the FFN output, ``alpha_i * v``.
+
+Per layer, ``v`` is one hidden-size vector and ``alpha_i = L_alpha(h_i)`` a scalar per token,
+read from the token's FFN intermediate activation ``h_i``. The term is added after the FFN's
+second linear and dropout, before the residual LayerNorm, so it sits at ``Site.OUTPUT``.
+On bert-base that is 12 x (768 + 3072 + 1) = 46,092 parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from adapterdrop.methods.base import Site, SiteInputs, SiteModule
+from adapterdrop.methods.registry import register
+
+if TYPE_CHECKING:
+    from adapterdrop.engine import AdapterEncoder
+
+
+class AdapterBias(SiteModule):
+    """``delta = alpha(intermediate) * vector``; ``vector`` starts at zero so a fresh module
+    leaves the frozen model's output unchanged. ``alpha`` may be shared between layers."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, alpha: nn.Linear | None = None):
+        super().__init__()
+        self.vector = nn.Parameter(torch.zeros(hidden_size))
+        self.alpha = alpha if alpha is not None else nn.Linear(intermediate_size, 1)
+        if self.alpha.in_features != intermediate_size or self.alpha.out_features != 1:
+            raise ValueError(
+                f"alpha must map {intermediate_size} -> 1, got "
+                f"{self.alpha.in_features} -> {self.alpha.out_features}"
+            )
+
+    def delta(self, inputs: SiteInputs) -> torch.Tensor:
+        if inputs.intermediate is None:
+            raise ValueError("AdapterBias reads the FFN activation: it only works at Site.OUTPUT")
+        return self.alpha(inputs.intermediate) * self.vector
+
+
+@register("adapterbias")
+@dataclass
+class AdapterBiasMethod:
+    """AdapterBias in every layer ``>= leave_out`` (specialized AdapterDrop below it).
+
+    ``share_alpha`` uses one ``alpha`` map for all layers; each layer keeps its own ``v``.
+    """
+
+    share_alpha: bool = False
+    leave_out: int = 0
+
+    def apply(self, encoder: AdapterEncoder, task: str) -> None:
+        encoder.check_dropped(self.leave_out)
+        config = encoder.backbone.config
+        shared = nn.Linear(config.intermediate_size, 1) if self.share_alpha else None
+        for layer in range(self.leave_out, encoder.num_layers):
+            module = AdapterBias(config.hidden_size, config.intermediate_size, shared)
+            encoder.add_module_at(task, layer, Site.OUTPUT, module)
