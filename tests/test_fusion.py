@@ -193,6 +193,19 @@ def test_fold_is_cached_and_refreshed_when_weights_change(backbone):
     torch.testing.assert_close(folded, run(encoder), atol=1e-5, rtol=1e-5)
 
 
+def test_fold_cached_under_bf16_autocast_stays_full_precision(backbone):
+    encoder = with_adapters(backbone)
+    layers = add_fusion(encoder)
+    ids, mask = batch()
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            encoder(ids, mask, tasks="f")
+        assert layers[2]._fold().key_weight.dtype == torch.float32
+        folded = run(encoder)  # an fp32 call after the bf16 one
+    set_fast_path(layers, False)
+    torch.testing.assert_close(folded, run(encoder), atol=1e-5, rtol=1e-5)
+
+
 # ------------------------------------------------------- recording and pruning
 def steer(encoder: AdapterEncoder, layers: dict[int, FusionLayer], logits: torch.Tensor) -> None:
     """Make every token's scores ``logits[layer]``: constant query, keys = adapter biases."""

@@ -238,7 +238,14 @@ class FusionLayer(SiteModule):
             return self._compute_fold()
         key = (tuple(self._names), tuple((id(t), t._version, t.data_ptr()) for t in tensors))
         if self._cache is None or self._cache[0] != key:
-            with torch.inference_mode(False), torch.no_grad():
+            # Folded in the weights' own precision: a cache built under a caller's autocast
+            # would otherwise be low precision and break a later fp32 call.
+            device_type = tensors[0].device.type
+            with (
+                torch.inference_mode(False),
+                torch.no_grad(),
+                torch.autocast(device_type, enabled=False),
+            ):
                 self._cache = (key, self._compute_fold())
         return self._cache[1]
 

@@ -1,0 +1,123 @@
+"""Shared pieces of the efficiency studies: point fields, models, inputs, and speed ratios
+with their confidence intervals.
+
+Every study times its callables interleaved in one process (``time_phase``), so each ratio is
+paired by round. Training steps come from :mod:`adapterdrop.bench.training_step`, the same step
+Tables 1 and 3 time (autocast forward, fp32 loss, backward, fused AdamW), so the studies'
+numbers compare with theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import torch
+
+from adapterdrop.bench.stats import RatioCI, ratio_of_medians, summarize
+from adapterdrop.bench.training_step import random_labels
+from adapterdrop.bench.workloads import ModelCache, check_dtype, random_inputs, resolve_device
+from adapterdrop.engine import AdapterEncoder
+from adapterdrop.methods import build_method
+from adapterdrop.models import load_backbone
+from adapterdrop.results import canonical_json
+from adapterdrop.tables import format_estimate
+
+#: One cache for all studies: points are ordered so that consecutive ones share their models.
+MODELS = ModelCache()
+
+Inputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def common_fields(cfg: Mapping[str, Any], study: str) -> dict[str, Any]:
+    """Settings every point records, whatever its study."""
+    check_dtype(cfg["dtype"])
+    return {
+        "study": study,
+        "model": dict(cfg["model"]),
+        "dtype": cfg["dtype"],
+        "device": cfg["device"],
+        "threads": torch.get_num_threads(),
+        "timing": dict(cfg["timing"]),
+        "seed": cfg["seed"],
+    }
+
+
+def num_layers(cfg: Mapping[str, Any]) -> int:
+    return int(cfg["model"]["architecture"]["num_hidden_layers"])
+
+
+def check_method(method: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """Validate a method config without a model (unknown names and options fail here)."""
+    try:
+        build_method(method)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what}: {err}") from err
+    return dict(method)
+
+
+def device_of(point: Mapping[str, Any]) -> torch.device:
+    return resolve_device(point["device"])
+
+
+def new_encoder(
+    point: Mapping[str, Any], methods: Mapping[str, Mapping[str, Any]]
+) -> AdapterEncoder:
+    """The point's backbone, frozen, in our layer loop, with a task per ``methods`` entry."""
+    encoder = AdapterEncoder(load_backbone(point["model"], seed=point["seed"]).model)
+    encoder.freeze_backbone()
+    torch.manual_seed(point["seed"])
+    for task, method in methods.items():
+        build_method(method).apply(encoder, task)
+    return encoder.to(device_of(point))
+
+
+def cached(key: Mapping[str, Any], build: Callable[[], Any]) -> Any:
+    """The models for ``key`` (a JSON-able description), built once for consecutive points."""
+    return MODELS.get(canonical_json(key), build)
+
+
+def inputs(vocab: int, rows: int, seq_len: int, point: Mapping[str, Any]) -> Inputs:
+    """Token ids, an all-ones mask and random labels: speed depends on shapes only."""
+    device = device_of(point)
+    ids, mask = random_inputs(vocab, rows, seq_len, device, point["seed"])
+    return ids, mask, random_labels(rows, device, point["seed"])
+
+
+def summaries(samples: Mapping[str, Sequence[float]]) -> dict[str, Any]:
+    return {name: summarize(values, name=name) for name, values in samples.items()}
+
+
+def speeds(
+    samples: Mapping[str, Sequence[float]], baseline: str, names: Iterable[str]
+) -> dict[str, RatioCI]:
+    """Speed of each name relative to ``baseline``: ``t_baseline / t_name`` (> 1 = faster)."""
+    return {name: ratio_of_medians(samples[baseline], samples[name]) for name in names}
+
+
+def estimate(row: pd.Series, prefix: str) -> str:
+    """``ratio [low, high]`` from the flattened ``metrics.<prefix>.ratio/low/high`` columns."""
+    column = f"metrics.{prefix}"
+    return format_estimate(row[f"{column}.ratio"], row[f"{column}.low"], row[f"{column}.high"])
+
+
+def median(row: pd.Series, name: str) -> float:
+    return float(row[f"metrics.{name}.median"])
+
+
+def setting_columns(row: pd.Series) -> dict[str, Any]:
+    """Model, precision and threads of a point: what its numbers depend on besides the grid."""
+    return {
+        "model": row["config.model.name"],
+        "dtype": row["config.dtype"],
+        "threads": int(row["config.threads"]),
+    }
+
+
+def with_int_columns(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """Counts stay integers (blank, not NaN, in paper rows) instead of turning into floats."""
+    for column in columns:
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    return frame

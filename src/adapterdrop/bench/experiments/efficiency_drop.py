@@ -1,0 +1,258 @@
+"""Training-step cost of dropping adapters from the lowest layers: robust and specialized drop.
+
+With a frozen backbone the engine runs every layer below the lowest active adapter under
+``no_grad``: those layers store no activations and take no backward, which is where the
+saving comes from.
+
+* ``robust``: one adapter in every layer; each training batch drops a fresh
+  ``n ~ U{0..max_n}`` at run time. Its expected step cost is the mean over ``n`` of the step
+  time with ``n`` dropped. We time the step at every ``n`` (interleaved, one process) and
+  average the medians, which is the exact expectation of the uniform draw rather than one
+  seeded sequence of draws; the speed-up is ``t(0) / mean_n t(n)`` with a paired bootstrap CI.
+* ``specialized``: a separate adapter built only in layers ``>= n`` (``leave_out = n``) per
+  ``n`` of the grid, all on one backbone, each timed against ``n = 0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adapterdrop.bench.experiments.efficiency_common import (
+    cached,
+    check_method,
+    common_fields,
+    device_of,
+    estimate,
+    inputs,
+    median,
+    new_encoder,
+    num_layers,
+    setting_columns,
+    speeds,
+    summaries,
+    with_int_columns,
+)
+from adapterdrop.bench.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED, RatioCI
+from adapterdrop.bench.training_step import (
+    adapter_model,
+    check_shapes,
+    task_parameters,
+    time_phase,
+    training_step,
+)
+from adapterdrop.heads import MultiTaskModel
+from adapterdrop.params import task_parameter_count
+
+#: AdapterDrop paper: robust AdapterDrop training steps are 26 % faster than a standard adapter.
+PAPER_ROBUST_SPEEDUP = 1.26
+
+
+def _shape_fields(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    bench = cfg["bench"]
+    check_shapes(cfg["model"], [bench["batch_size"]], [bench["seq_len"]])
+    return {
+        "adapter": check_method(bench["adapter"], "bench.adapter"),
+        "batch_size": bench["batch_size"],
+        "seq_len": bench["seq_len"],
+    }
+
+
+def robust_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One point timing the step at every ``n`` in ``0..max_n`` (``null``: ``L - 1``)."""
+    layers = num_layers(cfg)
+    max_n = cfg["bench"]["robust"]["max_n"]
+    max_n = layers - 1 if max_n is None else max_n
+    if not isinstance(max_n, int) or not 0 <= max_n < layers:
+        raise ValueError(f"bench.robust.max_n={max_n!r} impossible: choose 0..{layers - 1} or null")
+    return [{**common_fields(cfg, "robust"), **_shape_fields(cfg), "max_n": max_n}]
+
+
+def specialized_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One point timing an adapter with ``leave_out = n`` for every ``n`` of the grid."""
+    layers = num_layers(cfg)
+    grid = cfg["bench"]["specialized"]["dropped_layers"]
+    dropped = list(range(layers)) if grid == "all" else list(grid)
+    for n in dropped:
+        if not isinstance(n, int) or not 0 <= n < layers:
+            raise ValueError(
+                f"specialized dropped_layers {n!r} impossible for {layers} layers: "
+                f"use 0..{layers - 1}"
+            )
+    if 0 not in dropped:
+        raise ValueError("specialized dropped_layers must include 0, the baseline of the speed-up")
+    if len(set(dropped)) != len(dropped):
+        raise ValueError(f"specialized dropped_layers has duplicates: {dropped}")
+    fields = _shape_fields(cfg)
+    if fields["adapter"].get("leave_out", 0) != 0:
+        raise ValueError("bench.adapter.leave_out must be 0: the specialized study sets it per n")
+    for n in dropped:
+        check_method({**fields["adapter"], "leave_out": n}, "bench.adapter")
+    return [{**common_fields(cfg, "specialized"), **fields, "dropped_layers": sorted(dropped)}]
+
+
+def _model(point: Mapping[str, Any], leave_outs: Sequence[int]) -> MultiTaskModel:
+    """One frozen backbone with an adapter task ``leave<n>`` (and head) per ``n``."""
+    key = {k: point[k] for k in ("study", "model", "adapter", "device", "seed")}
+
+    def build() -> MultiTaskModel:
+        methods = {f"leave{n}": {**point["adapter"], "leave_out": n} for n in leave_outs}
+        return adapter_model(new_encoder(point, methods), methods)
+
+    return cached({**key, "leave_outs": list(leave_outs)}, build)
+
+
+def _time_steps(
+    point: Mapping[str, Any], model: MultiTaskModel, steps: Mapping[str, tuple[str, int]]
+) -> dict[str, list[float]]:
+    """Interleaved training steps, each named step training ``task`` with ``n`` dropped."""
+    device = device_of(point)
+    ids, mask, labels = inputs(
+        model.encoder.backbone.config.vocab_size, point["batch_size"], point["seq_len"], point
+    )
+
+    def step(task: str, n: int) -> Callable[[], None]:
+        return training_step(
+            lambda: model(ids, mask, tasks=task, dropped_layers=n)[task],
+            labels,
+            task_parameters(model, task),
+            dtype=point["dtype"],
+            device=device,
+        )
+
+    callables = {name: step(task, n) for name, (task, n) in steps.items()}
+    return time_phase(callables, [model], "training", device=device, timing=point["timing"])
+
+
+def mean_of_medians_speedup(
+    baseline: Sequence[float],
+    curves: Sequence[Sequence[float]],
+    *,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = DEFAULT_SEED,
+) -> RatioCI:
+    """``median(baseline) / mean_j median(curves[j])`` with a paired percentile bootstrap.
+
+    All sample sets come from the same interleaved rounds, so each resample draws one set of
+    round indices for all of them, as ``ratio_of_medians`` does for a pair.
+    """
+    base = np.asarray(baseline, dtype=float)
+    table = np.asarray(curves, dtype=float)
+    if table.ndim != 2 or table.shape[1] != base.size:
+        raise ValueError(f"curves must be (k, {base.size}) paired samples, got {table.shape}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, base.size, size=(n_resamples, base.size))
+    boot = np.median(base[idx], axis=1) / np.median(table[:, idx], axis=2).mean(axis=0)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    return RatioCI(
+        ratio=float(np.median(base) / np.median(table, axis=1).mean()),
+        low=float(low),
+        high=float(high),
+        confidence=confidence,
+        n_resamples=n_resamples,
+        paired=True,
+        seed=seed,
+    )
+
+
+def measure_robust(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    model = _model(point, [0])
+    ns = range(point["max_n"] + 1)
+    samples = _time_steps(point, model, {f"n{n}": ("leave0", n) for n in ns})
+    metrics: dict[str, Any] = summaries(samples)
+    metrics["speed"] = speeds(samples, "n0", samples)
+    metrics["robust_expected_s"] = float(np.mean([metrics[f"n{n}"].median for n in ns]))
+    metrics["robust_speedup"] = mean_of_medians_speedup(
+        samples["n0"], [samples[f"n{n}"] for n in ns]
+    )
+    return metrics, samples
+
+
+def measure_specialized(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    ns = point["dropped_layers"]
+    model = _model(point, ns)
+    samples = _time_steps(point, model, {f"n{n}": (f"leave{n}", 0) for n in ns})
+    metrics: dict[str, Any] = summaries(samples)
+    metrics["speed"] = speeds(samples, "n0", samples)
+    metrics["params"] = {f"n{n}": task_parameter_count(model.encoder, f"leave{n}") for n in ns}
+    return metrics, samples
+
+
+def _shape_columns(row: pd.Series) -> dict[str, Any]:
+    return {
+        **setting_columns(row),
+        "batch_size": int(row["config.batch_size"]),
+        "seq_len": int(row["config.seq_len"]),
+    }
+
+
+def robust_tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """``efficiency_robust``: standard vs robust step with the paper's 26 %;
+    ``efficiency_robust_curve``: the measured step time at every dropped ``n``."""
+    summary, curve = [], []
+    for _, row in df.iterrows():
+        max_n = int(row["config.max_n"])
+        ratio = row["metrics.robust_speedup.ratio"]
+        summary.append(
+            {
+                "source": "ours",
+                **_shape_columns(row),
+                "n_drawn_from": f"0..{max_n}",
+                "standard_step_s": median(row, "n0"),
+                "robust_expected_step_s": row["metrics.robust_expected_s"],
+                "robust_speedup": estimate(row, "robust_speedup"),
+                "robust_faster_%": 100 * (ratio - 1),
+                "estimate": "mean over n of measured t(n) (exact for n ~ U{0..max_n})",
+            }
+        )
+        for n in range(max_n + 1):
+            curve.append(
+                {
+                    **_shape_columns(row),
+                    "dropped_layers": n,
+                    "step_s": median(row, f"n{n}"),
+                    "robust_cv": row[f"metrics.n{n}.robust_cv"],
+                    "speed_vs_n0": estimate(row, f"speed.n{n}"),
+                }
+            )
+    summary.append(
+        {
+            "source": "paper",
+            "n_drawn_from": "0..11",
+            "robust_speedup": f"{PAPER_ROBUST_SPEEDUP:.2f}",
+            "robust_faster_%": 100 * (PAPER_ROBUST_SPEEDUP - 1),
+            "estimate": "AdapterDrop (Rücklé et al. 2021), bert-base on GPU",
+        }
+    )
+    return {
+        "efficiency_robust": with_int_columns(
+            pd.DataFrame(summary), ["threads", "batch_size", "seq_len"]
+        ),
+        "efficiency_robust_curve": pd.DataFrame(curve),
+    }
+
+
+def specialized_tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """``efficiency_specialized``: step time and speed-up vs ``n = 0`` for each ``leave_out``."""
+    rows = []
+    for _, row in df.iterrows():
+        for n in row["config.dropped_layers"]:
+            speed = row[f"metrics.speed.n{n}.ratio"]
+            rows.append(
+                {
+                    **_shape_columns(row),
+                    "dropped_layers": int(n),
+                    "adapter_params": int(row[f"metrics.params.n{n}"]),
+                    "step_s": median(row, f"n{n}"),
+                    "robust_cv": row[f"metrics.n{n}.robust_cv"],
+                    "speed_vs_n0": estimate(row, f"speed.n{n}"),
+                    "faster_%": 100 * (speed - 1),
+                }
+            )
+    frame = with_int_columns(pd.DataFrame(rows), ["adapter_params"])
+    return {"efficiency_specialized": frame}

@@ -1,0 +1,205 @@
+"""What each parameter-efficient method costs over the model it adapts.
+
+Inference: each method's forward (with its head) against the plain model, which is also the
+fully fine-tuned model. Training: each method's step against a full fine-tuning step. The
+baseline is a plain Hugging Face encoder with the same head, as in Table 1
+(:mod:`adapterdrop.bench.training_step`). Methods that add site modules share one frozen
+backbone (the engine runs only the task asked for); LoRA is injected into the backbone's
+projections by peft, so it gets a backbone of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from adapterdrop.bench.experiments.efficiency_common import (
+    cached,
+    check_method,
+    common_fields,
+    device_of,
+    estimate,
+    inputs,
+    median,
+    new_encoder,
+    setting_columns,
+    speeds,
+    summaries,
+    with_int_columns,
+)
+from adapterdrop.bench.training_step import (
+    PHASES,
+    PlainClassifier,
+    adapter_model,
+    check_choices,
+    check_shapes,
+    full_finetuning_model,
+    full_training_step,
+    task_parameters,
+    time_phase,
+    training_step,
+)
+from adapterdrop.bench.workloads import precision
+from adapterdrop.heads import MultiTaskModel
+from adapterdrop.params import count_parameters, task_parameter_count
+
+#: Methods that change the backbone's own modules, so they cannot share it with others.
+OWN_BACKBONE = ("lora",)
+#: Not compared here: full fine-tuning is the baseline; fusion needs trained adapters.
+EXCLUDED = ("full", "fusion")
+#: The baseline's callable name per phase.
+BASELINE = {"inference": "plain", "training": "full"}
+#: AdapterDrop Table 1, Pfeiffer adapter relative to full fine-tuning (speed, > 1 = faster).
+PAPER_PFEIFFER = {"training": "up to 1.6", "inference": "0.94-0.96"}
+
+
+def overhead_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One point per phase; every method and the baseline are timed in it."""
+    bench = cfg["bench"]
+    study = bench["overheads"]
+    phases = check_choices("bench.overheads.phases", study["phases"], PHASES)
+    methods = {}
+    for label, method in study["methods"].items():
+        if label in BASELINE.values() or method.get("name") in EXCLUDED:
+            raise ValueError(
+                f"overheads method {label!r} ({method.get('name')}) is not allowed: "
+                f"{sorted(BASELINE.values())} name the baselines and {EXCLUDED} are not compared"
+            )
+        methods[label] = check_method(method, f"bench.overheads.methods.{label}")
+    if not methods:
+        raise ValueError("bench.overheads.methods is empty: name at least one method")
+    check_shapes(cfg["model"], [bench["batch_size"]], [bench["seq_len"]])
+    common = {
+        **common_fields(cfg, "overheads"),
+        "methods": methods,
+        "batch_size": bench["batch_size"],
+        "seq_len": bench["seq_len"],
+    }
+    return [{**common, "phase": phase} for phase in phases]
+
+
+def _models(point: Mapping[str, Any]) -> tuple[PlainClassifier, dict[str, MultiTaskModel]]:
+    """The plain classifier, and label -> the model holding that label's task."""
+    key = {k: point[k] for k in ("study", "model", "methods", "device", "seed")}
+
+    def build() -> tuple[PlainClassifier, dict[str, MultiTaskModel]]:
+        methods = point["methods"]
+        sharing = {k: m for k, m in methods.items() if m["name"] not in OWN_BACKBONE}
+        shared = new_encoder(point, sharing)
+        models = {label: adapter_model(shared, [label]) for label in sharing}
+        for label, method in methods.items():
+            if label not in sharing:
+                models[label] = adapter_model(new_encoder(point, {label: method}), [label])
+        return full_finetuning_model(shared), models
+
+    return cached(key, build)
+
+
+def _trainable(model: MultiTaskModel, task: str) -> list[nn.Parameter]:
+    """The task's modules and head, plus weights injected into the backbone (LoRA)."""
+    injected = [p for p in model.encoder.backbone.parameters() if p.requires_grad]
+    return task_parameters(model, task) + injected
+
+
+def _callable(
+    model: MultiTaskModel, task: str, data: tuple[torch.Tensor, ...], point: Mapping[str, Any]
+) -> Callable[[], None]:
+    """One training step of ``task``, or its forward (encoder and head) at inference."""
+    ids, mask, labels = data
+    device, dtype = device_of(point), point["dtype"]
+    if point["phase"] == "training":
+        return training_step(
+            lambda: model(ids, mask, tasks=task)[task],
+            labels,
+            _trainable(model, task),
+            dtype=dtype,
+            device=device,
+        )
+
+    def forward() -> None:
+        with precision(dtype, device):
+            model(ids, mask, tasks=task)
+
+    return forward
+
+
+def measure_overheads(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    device, phase = device_of(point), point["phase"]
+    plain, models = _models(point)
+    vocab = plain.backbone.config.vocab_size
+    data = inputs(vocab, point["batch_size"], point["seq_len"], point)
+    ids, mask, labels = data
+    baseline = BASELINE[phase]
+    if phase == "training":
+        step = full_training_step(plain, ids, mask, labels, dtype=point["dtype"], device=device)
+        callables = {baseline: step}
+    else:
+
+        def plain_forward() -> None:
+            with precision(point["dtype"], device):
+                plain(ids, mask)
+
+        callables = {baseline: plain_forward}
+    for label, model in models.items():
+        callables[label] = _callable(model, label, data, point)
+    modules = [plain, *models.values()]
+    samples = time_phase(callables, modules, phase, device=device, timing=point["timing"])
+    metrics: dict[str, Any] = summaries(samples)
+    metrics["speed"] = speeds(samples, baseline, callables)
+    metrics["params"] = {
+        "full": count_parameters(plain.backbone),
+        **{label: task_parameter_count(m.encoder, label) for label, m in models.items()},
+    }
+    return metrics, samples
+
+
+def _method_labels(row: pd.Series) -> list[str]:
+    """Method labels of a flattened point (its ``config.methods.<label>.name`` columns)."""
+    prefix, suffix = "config.methods.", ".name"
+    return [
+        column[len(prefix) : -len(suffix)]
+        for column in row.index
+        if column.startswith(prefix) and column.endswith(suffix) and pd.notna(row[column])
+    ]
+
+
+def overhead_tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """``efficiency_overheads``: per method its trainable parameters (heads excluded), inference
+    time and speed relative to the plain model, and training-step time and speed relative to
+    full fine-tuning; a paper row for the Pfeiffer adapter (AdapterDrop Table 1)."""
+    by_phase = {row["config.phase"]: row for _, row in df.iterrows()}
+    first = next(iter(by_phase.values()))
+    rows = []
+    for label in ["full", *_method_labels(first)]:
+        out: dict[str, Any] = {
+            "source": "ours",
+            "method": "full fine-tuning (plain model at inference)" if label == "full" else label,
+            **setting_columns(first),
+            "batch_size": int(first["config.batch_size"]),
+            "seq_len": int(first["config.seq_len"]),
+            "trainable_params": int(first[f"metrics.params.{label}"]),
+        }
+        for phase in PHASES:
+            if phase in by_phase:
+                name = BASELINE[phase] if label == "full" else label
+                out[f"{phase}_s"] = median(by_phase[phase], name)
+                out[f"{phase}_speed_vs_{BASELINE[phase]}"] = estimate(
+                    by_phase[phase], f"speed.{name}"
+                )
+        rows.append(out)
+    rows.append(
+        {
+            "source": "paper",
+            "method": "pfeiffer (AdapterDrop Table 1, vs full fine-tuning)",
+            "inference_speed_vs_plain": PAPER_PFEIFFER["inference"],
+            "training_speed_vs_full": PAPER_PFEIFFER["training"],
+        }
+    )
+    frame = with_int_columns(
+        pd.DataFrame(rows), ["threads", "batch_size", "seq_len", "trainable_params"]
+    )
+    return {"efficiency_overheads": frame}

@@ -1,0 +1,243 @@
+"""Table 1: how fast adapters train and infer relative to full fine-tuning.
+
+For each sequence length, batch size and phase, full fine-tuning (a plain Hugging Face encoder
+with a head, every weight trained with AdamW), our Pfeiffer and Houlsby adapters (backbone
+frozen: no backbone gradients or optimizer state) and, optionally, the same adapters in
+AdapterHub run on the same batch, interleaved in one process. Relative speed is
+``t_full / t_adapter`` (> 1: the adapter is faster) with a paired bootstrap CI. At inference the
+full fine-tuned model is just the plain model, so ``t_adapter / t_full - 1`` is the adapter's
+overhead, which should stay within a few percent.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from adapterdrop.bench.stats import ratio_of_medians, summarize
+from adapterdrop.bench.training_step import (
+    PHASES,
+    adapter_model,
+    adapter_training_step,
+    adapterhub_training_step,
+    check_choices,
+    check_shapes,
+    full_finetuning_model,
+    full_training_step,
+    inference_call,
+    random_labels,
+    time_phase,
+)
+from adapterdrop.bench.workloads import (
+    ModelCache,
+    build_encoder,
+    random_inputs,
+    resolve_device,
+)
+from adapterdrop.methods import build_method
+from adapterdrop.methods.bottleneck import bottleneck_size
+from adapterdrop.results import canonical_json
+
+IMPLEMENTATIONS = ("ours", "adapterhub")
+METHODS = ("pfeiffer", "houlsby")
+#: AdapterDrop paper, Table 1 (relative speed adapter / full FT, over its grid): training up to
+#: 1.6x faster; inference at 0.94-0.96 of full fine-tuning. Per-cell values are not available.
+PAPER_SPEED = {"training": (None, 1.6), "inference": (0.94, 0.96)}
+#: The issue's target for one adapter's inference overhead over the plain model.
+TARGET_OVERHEAD = 0.05
+_MODELS = ModelCache()
+
+
+def method_config(method: str, reduction_factor: float) -> dict[str, Any]:
+    """Adapters with AdapterHub's non-identity init (as after training); speed is the same."""
+    return {"name": method, "reduction_factor": reduction_factor, "init": "bert"}
+
+
+def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One point per (sequence length, batch size, phase), validated before any model exists."""
+    bench = cfg["bench"]
+    phases = check_choices("phases", bench["phases"], PHASES)
+    methods = check_choices("methods", bench["methods"], METHODS)
+    implementations = check_choices("implementations", bench["implementations"], IMPLEMENTATIONS)
+    check_shapes(cfg["model"], bench["batch_size"], bench["seq_len"])
+    hidden = cfg["model"].get("architecture", {}).get("hidden_size")
+    if hidden is not None:
+        bottleneck_size(hidden, bench["reduction_factor"])
+    for method in methods:
+        build_method(method_config(method, bench["reduction_factor"]))
+    common = {
+        "model": dict(cfg["model"]),
+        "methods": methods,
+        "reduction_factor": bench["reduction_factor"],
+        "implementations": implementations,
+        "dtype": cfg["dtype"],
+        "device": cfg["device"],
+        "threads": torch.get_num_threads(),
+        "timing": dict(cfg["timing"]),
+        "seed": cfg["seed"],
+    }
+    return [
+        {**common, "seq_len": seq, "batch_size": batch, "phase": phase}
+        for seq in bench["seq_len"]
+        for batch in bench["batch_size"]
+        for phase in phases
+    ]
+
+
+def _models(point: Mapping[str, Any]) -> dict[str, Any]:
+    """Every model of the grid, built once: shapes and phases only change the inputs."""
+    device = resolve_device(point["device"])
+    keys = ("model", "methods", "reduction_factor", "implementations", "device", "seed")
+    key = canonical_json({k: point[k] for k in keys})
+
+    def build() -> dict[str, Any]:
+        encoder = build_encoder(point["model"], None, 0, device, point["seed"])
+        for method in point["methods"]:
+            build_method(method_config(method, point["reduction_factor"])).apply(encoder, method)
+        encoder.to(device)
+        model = adapter_model(encoder, point["methods"])
+        models: dict[str, Any] = {"model": model, "full": full_finetuning_model(encoder)}
+        if "adapterhub" in point["implementations"]:
+            from adapterdrop.reference.adapterhub import build_adapterhub_reference
+
+            # One AdapterHub model per method, so timed calls never switch the active adapter.
+            hubs = {}
+            for method in point["methods"]:
+                reference = build_adapterhub_reference(encoder, [method])
+                reference.model.train_adapter(method)
+                hubs[method] = (reference, copy.deepcopy(model.heads[method]))
+            models["adapterhub"] = hubs
+        return models
+
+    return _MODELS.get(key, build)
+
+
+def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    device = resolve_device(point["device"])
+    models = _models(point)
+    model, full = models["model"], models["full"]
+    hubs = models.get("adapterhub", {})
+    ids, mask = random_inputs(
+        model.encoder.backbone.config.vocab_size,
+        point["batch_size"],
+        point["seq_len"],
+        device,
+        point["seed"],
+    )
+    dtype, methods = point["dtype"], point["methods"]
+    callables = {}
+    if point["phase"] == "training":
+        labels = random_labels(point["batch_size"], device, point["seed"])
+        step = {"dtype": dtype, "device": device}
+        callables["full"] = full_training_step(full, ids, mask, labels, **step)
+        if "ours" in point["implementations"]:
+            for method in methods:
+                callables[f"ours_{method}"] = adapter_training_step(
+                    model, method, ids, mask, labels, **step
+                )
+        for method, (reference, head) in hubs.items():
+            callables[f"adapterhub_{method}"] = adapterhub_training_step(
+                reference.single_forward(method), reference.model, head, ids, mask, labels, **step
+            )
+    else:
+        infer = partial(inference_call, dtype=dtype, device=device)
+        callables["full"] = infer(lambda: full(ids, mask))
+        if "ours" in point["implementations"]:
+            for method in methods:
+                callables[f"ours_{method}"] = infer(
+                    lambda method=method: model(ids, mask, tasks=method)
+                )
+        for method, (reference, head) in hubs.items():
+            hub = reference.single_forward(method)
+            callables[f"adapterhub_{method}"] = infer(
+                lambda hub=hub, head=head: head(hub(ids, mask))
+            )
+    modules = [
+        model,
+        full,
+        *(m for reference, head in hubs.values() for m in (reference.model, head)),
+    ]
+    samples = time_phase(callables, modules, point["phase"], device=device, timing=point["timing"])
+    metrics: dict[str, Any] = {name: summarize(s, name=name) for name, s in samples.items()}
+    speed: dict[str, dict[str, Any]] = {}
+    for name, times in samples.items():
+        if name != "full":
+            impl, method = name.split("_", 1)
+            speed.setdefault(impl, {})[method] = ratio_of_medians(samples["full"], times)
+    metrics["speed"] = speed
+    if "ours" in speed and "adapterhub" in speed:
+        metrics["adapterhub_over_ours"] = {
+            m: ratio_of_medians(samples[f"adapterhub_{m}"], samples[f"ours_{m}"]) for m in methods
+        }
+    return metrics, samples
+
+
+def _cells(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (phase, seq_len, batch_size, implementation, method)."""
+    rows = []
+    for _, point in df.iterrows():
+        for impl in IMPLEMENTATIONS:
+            for method in METHODS:
+                prefix = f"metrics.speed.{impl}.{method}"
+                if f"{prefix}.ratio" not in point or pd.isna(point[f"{prefix}.ratio"]):
+                    continue
+                speed = point[f"{prefix}.ratio"]
+                rows.append(
+                    {
+                        "phase": point["config.phase"],
+                        "implementation": impl,
+                        "method": method,
+                        "seq_len": int(point["config.seq_len"]),
+                        "batch_size": int(point["config.batch_size"]),
+                        "full_ms": 1e3 * point["metrics.full.median"],
+                        "adapter_ms": 1e3 * point[f"metrics.{impl}_{method}.median"],
+                        "relative_speed": speed,
+                        "ci_low": point[f"{prefix}.low"],
+                        "ci_high": point[f"{prefix}.high"],
+                        "overhead_%": 100 * (1 / speed - 1)
+                        if point["config.phase"] == "inference"
+                        else np.nan,
+                    }
+                )
+    columns = ["phase", "implementation", "method", "seq_len", "batch_size"]
+    return pd.DataFrame(rows).sort_values(columns).reset_index(drop=True)
+
+
+def _summary(cells: pd.DataFrame) -> pd.DataFrame:
+    """Measured range per (implementation, method, phase) beside the paper's statements."""
+    rows = []
+    for (impl, method, phase), group in cells.groupby(["implementation", "method", "phase"]):
+        paper_low, paper_high = PAPER_SPEED[phase]
+        row: dict[str, Any] = {
+            "implementation": impl,
+            "method": method,
+            "phase": phase,
+            "cells": len(group),
+            "speed_min": group["relative_speed"].min(),
+            "speed_median": group["relative_speed"].median(),
+            "speed_max": group["relative_speed"].max(),
+            "paper_speed_min": np.nan if paper_low is None else paper_low,
+            "paper_speed_max": paper_high,
+        }
+        if phase == "inference":
+            row["overhead_max_%"] = group["overhead_%"].max()
+            row["paper_overhead_%"] = (
+                f"{100 * (1 / paper_high - 1):.1f}-{100 * (1 / paper_low - 1):.1f}"
+            )
+            row["target_overhead_%"] = 100 * TARGET_OVERHEAD
+            row["within_target"] = bool(row["overhead_max_%"] <= 100 * TARGET_OVERHEAD)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """``table1``: relative speed per cell with its CI (and the inference overhead);
+    ``table1_summary``: its range per method and phase, with the paper's statements."""
+    cells = _cells(df)
+    return {"table1": cells, "table1_summary": _summary(cells)}

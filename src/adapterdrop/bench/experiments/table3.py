@@ -1,0 +1,423 @@
+"""Table 3: what AdapterFusion costs, relative to full fine-tuning and to one adapter.
+
+For each number K of fused Pfeiffer adapters and each phase, full fine-tuning (plain encoder,
+every weight trained), one Pfeiffer adapter, and a fusion of K frozen adapters (only the fusion
+layers and the head train) run on the same batch, interleaved in one process; ours (folded fast
+path) and AdapterHub's ``Fuse`` over the same weights are timed side by side. Relative speed is
+``t_full / t_fusion`` and ``t_adapter / t_fusion`` (< 1: fusion is slower).
+
+Pruning: for one K, a second fusion over the same adapters records each adapter's mean fusion
+weight on a batch and keeps the most activated ones in every layer (``prune_fusion``, the trained
+fusion weights reused); its inference speed-up is ``t_fusion / t_pruned``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from adapterdrop.bench.stats import ratio_of_medians, summarize
+from adapterdrop.bench.training_step import (
+    PHASES,
+    adapter_model,
+    adapter_training_step,
+    adapterhub_training_step,
+    check_choices,
+    check_shapes,
+    full_finetuning_model,
+    full_training_step,
+    inference_call,
+    random_labels,
+    time_phase,
+)
+from adapterdrop.bench.workloads import (
+    ModelCache,
+    build_encoder,
+    random_inputs,
+    resolve_device,
+    task_names,
+)
+from adapterdrop.engine import AdapterEncoder
+from adapterdrop.methods import build_method
+from adapterdrop.methods.bottleneck import bottleneck_size
+from adapterdrop.methods.fusion import (
+    fusion_layers,
+    fusion_regularization_loss,
+    prune_fusion,
+    record_fusion_activations,
+)
+from adapterdrop.results import canonical_json
+
+IMPLEMENTATIONS = ("ours", "adapterhub")
+#: Timed set-ups: one adapter, the fusion of K adapters, and that fusion pruned.
+SETUPS = ("adapter", "fusion", "pruned")
+#: AdapterDrop paper, Table 3: K -> (vs full FT training, inference; vs one adapter training,
+#: inference).
+PAPER = {
+    2: (0.92, 0.64, 0.57, 0.68),
+    8: (0.53, 0.38, 0.33, 0.40),
+    16: (0.33, 0.24, 0.21, 0.26),
+}
+#: AdapterDrop paper: fusion over 8 adapters pruned to 2 runs inference 1.68x faster.
+PAPER_PRUNING = {"adapters": 8, "keep": 2, "speedup": 1.68}
+#: The issue's target: our fusion inference over >= 8 adapters at least 1.5x AdapterHub's speed.
+TARGET_OVER_ADAPTERHUB = 1.5
+TARGET_MIN_ADAPTERS = 8
+#: Columns of the main table, in the paper's order (matching the tuples of ``PAPER``).
+_COLUMNS = ("training_vs_full", "inference_vs_full", "training_vs_adapter", "inference_vs_adapter")
+_MODELS = ModelCache()
+
+
+def adapter_config(reduction_factor: float) -> dict[str, Any]:
+    """Pfeiffer adapters with AdapterHub's non-identity init (as after training)."""
+    return {"name": "pfeiffer", "reduction_factor": reduction_factor, "init": "bert"}
+
+
+def fusion_config(adapters: list[str], options: Mapping[str, Any]) -> dict[str, Any]:
+    return {**options, "name": "fusion", "adapters": adapters}
+
+
+def _check_prune(prune: Mapping[str, Any] | None, counts: list[int]) -> tuple[int, int] | None:
+    if prune is None:
+        return None
+    adapters, keep = prune["adapters"], prune["keep"]
+    if adapters not in counts:
+        raise ValueError(f"prune.adapters {adapters} is not among num_adapters {counts}")
+    if not 1 <= keep < adapters:
+        raise ValueError(
+            f"prune.keep {keep} impossible when pruning {adapters}: use 1..{adapters - 1}"
+        )
+    return adapters, keep
+
+
+def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One point per (K, phase), validated before any model is built."""
+    bench = cfg["bench"]
+    phases = check_choices("phases", bench["phases"], PHASES)
+    implementations = check_choices("implementations", bench["implementations"], IMPLEMENTATIONS)
+    counts = list(bench["num_adapters"])
+    if not counts or len(set(counts)) != len(counts) or any(k < 1 for k in counts):
+        raise ValueError(f"num_adapters must be distinct counts >= 1, got {counts}")
+    prune = _check_prune(bench["prune"], counts)
+    check_shapes(cfg["model"], [bench["batch_size"]], [bench["seq_len"]])
+    hidden = cfg["model"].get("architecture", {}).get("hidden_size")
+    if hidden is not None:
+        bottleneck_size(hidden, bench["reduction_factor"])
+    build_method(adapter_config(bench["reduction_factor"]))
+    options = dict(bench["fusion"])
+    if {"name", "adapters"} & set(options):
+        raise ValueError("bench.fusion sets fusion options only; the fused adapters are the grid's")
+    build_method(fusion_config(["task0"], options))
+    layers = cfg["model"].get("architecture", {}).get("num_hidden_layers")
+    leave_out = options.get("leave_out", 0)
+    if layers is not None and not 0 <= leave_out < layers:
+        raise ValueError(f"fusion leave_out {leave_out} impossible for {layers} layers")
+    common = {
+        "model": dict(cfg["model"]),
+        "reduction_factor": bench["reduction_factor"],
+        "fusion": options,
+        "batch_size": bench["batch_size"],
+        "seq_len": bench["seq_len"],
+        "implementations": implementations,
+        "dtype": cfg["dtype"],
+        "device": cfg["device"],
+        "threads": torch.get_num_threads(),
+        "timing": dict(cfg["timing"]),
+        "seed": cfg["seed"],
+    }
+    return [
+        {
+            **common,
+            "num_adapters": k,
+            "prune_to": prune[1] if prune is not None and prune[0] == k else None,
+            "phase": phase,
+        }
+        for k in counts
+        for phase in phases
+    ]
+
+
+def _prune_by_activation(
+    encoder: AdapterEncoder, task: str, keep: int, ids: torch.Tensor, mask: torch.Tensor
+) -> list[str]:
+    """Keep the ``keep`` adapters with the highest mean fusion weight over all layers.
+
+    The same adapters stay in every layer, so a pruned adapter is removed from the model
+    altogether (and AdapterHub's ``Fuse`` can express the result).
+    """
+    with record_fusion_activations(encoder, task) as recorder, torch.inference_mode():
+        encoder(ids, mask, tasks=task)
+    table = recorder.table()
+    best = set(table.mean.nanmean(0).topk(keep).indices.tolist())
+    kept = [name for index, name in enumerate(table.adapters) if index in best]
+    prune_fusion(encoder, task, dict.fromkeys(fusion_layers(encoder, task), kept))
+    return kept
+
+
+def _models(point: Mapping[str, Any]) -> dict[str, Any]:
+    """The models of one K (both phases share them)."""
+    device = resolve_device(point["device"])
+    keys = ("model", "reduction_factor", "fusion", "num_adapters", "prune_to")
+    key = canonical_json({k: point[k] for k in (*keys, "implementations", "device", "seed")})
+
+    def build() -> dict[str, Any]:
+        encoder = build_encoder(point["model"], None, 0, device, point["seed"])
+        adapter = adapter_config(point["reduction_factor"])
+        fused = task_names(point["num_adapters"])
+        # "adapter" is the single-adapter baseline: not fused, so it stays trainable.
+        for task in ("adapter", *fused):
+            build_method(adapter).apply(encoder, task)
+        fusions = ["fusion"] if point["prune_to"] is None else ["fusion", "pruned"]
+        for task in fusions:
+            build_method(fusion_config(fused, point["fusion"])).apply(encoder, task)
+        encoder.to(device)
+        models: dict[str, Any] = {"kept": None}
+        if point["prune_to"] is not None:
+            ids, mask = random_inputs(
+                encoder.backbone.config.vocab_size,
+                point["batch_size"],
+                point["seq_len"],
+                device,
+                point["seed"] + 1,
+            )
+            models["kept"] = _prune_by_activation(encoder, "pruned", point["prune_to"], ids, mask)
+        model = adapter_model(encoder, ["adapter", *fusions])
+        models.update(model=model, full=full_finetuning_model(encoder))
+        if "adapterhub" in point["implementations"]:
+            models["adapterhub"] = _adapterhub_models(model, fusions)
+        return models
+
+    return _MODELS.get(key, build)
+
+
+def _adapterhub_models(model: Any, fusions: list[str]) -> dict[str, tuple[Any, Any, Any]]:
+    """AdapterHub copies of each set-up: ``{setup: (model, forward, head)}``, trainable parts
+    marked with AdapterHub's own ``train_adapter`` / ``train_adapter_fusion``."""
+    from adapterdrop.reference.adapterhub import build_adapterhub_reference
+    from adapterdrop.reference.adapterhub_fusion import build_adapterhub_fusion
+
+    encoder = model.encoder
+    reference = build_adapterhub_reference(encoder, ["adapter"])
+    reference.model.train_adapter("adapter")
+    hubs = {
+        "adapter": (
+            reference.model,
+            reference.single_forward("adapter"),
+            copy.deepcopy(model.heads["adapter"]),
+        )
+    }
+    for task in fusions:
+        hub = build_adapterhub_fusion(encoder, task)
+        hub.train_adapter_fusion(hub.adapters_config.active_setup)
+
+        def forward(ids: torch.Tensor, mask: torch.Tensor, hub: Any = hub) -> torch.Tensor:
+            return hub(input_ids=ids, attention_mask=mask).last_hidden_state
+
+        hubs[task] = (hub, forward, copy.deepcopy(model.heads[task]))
+    return hubs
+
+
+def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    device = resolve_device(point["device"])
+    models = _models(point)
+    model, full = models["model"], models["full"]
+    hubs = models.get("adapterhub", {})
+    ids, mask = random_inputs(
+        model.encoder.backbone.config.vocab_size,
+        point["batch_size"],
+        point["seq_len"],
+        device,
+        point["seed"],
+    )
+    dtype = point["dtype"]
+    training = point["phase"] == "training"
+    setups = ["adapter", "fusion"] if training or point["prune_to"] is None else list(SETUPS)
+    ours = "ours" in point["implementations"]
+    callables = {}
+    if training:
+        labels = random_labels(point["batch_size"], device, point["seed"])
+        step = {"dtype": dtype, "device": device}
+        callables["full"] = full_training_step(full, ids, mask, labels, **step)
+        for setup in setups:
+            if ours:
+                regularizer = None
+                if setup == "fusion":
+                    regularizer = partial(fusion_regularization_loss, model.encoder, "fusion")
+                callables[f"ours_{setup}"] = adapter_training_step(
+                    model, setup, ids, mask, labels, regularizer=regularizer, **step
+                )
+            if setup in hubs:
+                hub, forward, head = hubs[setup]
+                regularizer = hub.get_fusion_regularization_loss if setup == "fusion" else None
+                callables[f"adapterhub_{setup}"] = adapterhub_training_step(
+                    forward, hub, head, ids, mask, labels, regularizer=regularizer, **step
+                )
+    else:
+        infer = partial(inference_call, dtype=dtype, device=device)
+        callables["full"] = infer(lambda: full(ids, mask))
+        for setup in setups:
+            if ours:
+                callables[f"ours_{setup}"] = infer(
+                    lambda setup=setup: model(ids, mask, tasks=setup)
+                )
+            if setup in hubs:
+                _, forward, head = hubs[setup]
+                callables[f"adapterhub_{setup}"] = infer(
+                    lambda forward=forward, head=head: head(forward(ids, mask))
+                )
+    modules = [model, full, *(m for hub, _, head in hubs.values() for m in (hub, head))]
+    samples = time_phase(callables, modules, point["phase"], device=device, timing=point["timing"])
+    metrics: dict[str, Any] = {name: summarize(s, name=name) for name, s in samples.items()}
+    metrics.update(_ratios(samples, setups))
+    if models["kept"] is not None:
+        metrics["pruned_kept"] = models["kept"]
+    return metrics, samples
+
+
+def _ratios(samples: Mapping[str, list[float]], setups: list[str]) -> dict[str, Any]:
+    """Paired ratios of medians: fusion vs full FT and vs one adapter, pruning, ours vs hub."""
+    out: dict[str, dict[str, Any]] = {
+        "vs_full": {},
+        "vs_adapter": {},
+        "adapter_vs_full": {},
+        "pruning": {},
+        "ours_over_adapterhub": {},
+    }
+    for impl in IMPLEMENTATIONS:
+        name = f"{impl}_fusion"
+        if name not in samples:
+            continue
+        out["vs_full"][impl] = ratio_of_medians(samples["full"], samples[name])
+        out["vs_adapter"][impl] = ratio_of_medians(samples[f"{impl}_adapter"], samples[name])
+        out["adapter_vs_full"][impl] = ratio_of_medians(samples["full"], samples[f"{impl}_adapter"])
+        if f"{impl}_pruned" in samples:
+            out["pruning"][impl] = ratio_of_medians(samples[name], samples[f"{impl}_pruned"])
+    for setup in setups:
+        if f"ours_{setup}" in samples and f"adapterhub_{setup}" in samples:
+            out["ours_over_adapterhub"][setup] = ratio_of_medians(
+                samples[f"adapterhub_{setup}"], samples[f"ours_{setup}"]
+            )
+    return {key: value for key, value in out.items() if value}
+
+
+def _get(point: pd.Series, column: str) -> float:
+    return point[column] if column in point and pd.notna(point[column]) else np.nan
+
+
+def _main(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows (K, source): the four relative speeds, measured rows then the paper's."""
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    for _, point in df.iterrows():
+        k, phase = int(point["config.num_adapters"]), point["config.phase"]
+        for impl in IMPLEMENTATIONS:
+            if pd.isna(_get(point, f"metrics.vs_full.{impl}.ratio")):
+                continue
+            row = rows.setdefault((k, impl), {"num_adapters": k, "source": impl})
+            row[f"{phase}_vs_full"] = point[f"metrics.vs_full.{impl}.ratio"]
+            row[f"{phase}_vs_adapter"] = point[f"metrics.vs_adapter.{impl}.ratio"]
+    for k in sorted({key[0] for key in rows}):
+        if k in PAPER:
+            values = dict(zip(_COLUMNS, PAPER[k], strict=True))
+            rows[(k, "paper")] = {"num_adapters": k, "source": "paper", **values}
+    order = {impl: i for i, impl in enumerate((*IMPLEMENTATIONS, "paper"))}
+    table = pd.DataFrame(
+        sorted(rows.values(), key=lambda r: (r["num_adapters"], order[r["source"]]))
+    )
+    columns = ["num_adapters", "source", *(c for c in _COLUMNS if c in table)]
+    return table[columns]
+
+
+def _detail(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (phase, K, implementation): median times and the ratios with their CIs."""
+    rows = []
+    for _, point in df.iterrows():
+        for impl in IMPLEMENTATIONS:
+            if pd.isna(_get(point, f"metrics.vs_full.{impl}.ratio")):
+                continue
+            row = {
+                "phase": point["config.phase"],
+                "num_adapters": int(point["config.num_adapters"]),
+                "implementation": impl,
+                "full_ms": 1e3 * point["metrics.full.median"],
+                "adapter_ms": 1e3 * point[f"metrics.{impl}_adapter.median"],
+                "fusion_ms": 1e3 * point[f"metrics.{impl}_fusion.median"],
+            }
+            for ratio in ("vs_full", "vs_adapter"):
+                for part, suffix in (("ratio", ""), ("low", "_low"), ("high", "_high")):
+                    row[f"{ratio}{suffix}"] = point[f"metrics.{ratio}.{impl}.{part}"]
+            rows.append(row)
+    keys = ["phase", "num_adapters", "implementation"]
+    return pd.DataFrame(rows).sort_values(keys).reset_index(drop=True)
+
+
+def _pruning(df: pd.DataFrame) -> pd.DataFrame:
+    """Inference speed-up of the pruned fusion per implementation, then the paper's."""
+    rows = []
+    for _, point in df.iterrows():
+        for impl in IMPLEMENTATIONS:
+            if pd.isna(_get(point, f"metrics.pruning.{impl}.ratio")):
+                continue
+            rows.append(
+                {
+                    "source": impl,
+                    "adapters": int(point["config.num_adapters"]),
+                    "keep": int(point["config.prune_to"]),
+                    "fusion_ms": 1e3 * point[f"metrics.{impl}_fusion.median"],
+                    "pruned_ms": 1e3 * point[f"metrics.{impl}_pruned.median"],
+                    "speedup": point[f"metrics.pruning.{impl}.ratio"],
+                    "ci_low": point[f"metrics.pruning.{impl}.low"],
+                    "ci_high": point[f"metrics.pruning.{impl}.high"],
+                }
+            )
+    if rows:
+        rows.append({"source": "paper", **PAPER_PRUNING})
+    return pd.DataFrame(rows)
+
+
+def _vs_adapterhub(df: pd.DataFrame) -> pd.DataFrame:
+    """Our speed-up over AdapterHub per (phase, K, set-up), beside the issue's target."""
+    rows = []
+    for _, point in df.iterrows():
+        k, phase = int(point["config.num_adapters"]), point["config.phase"]
+        for setup in SETUPS:
+            prefix = f"metrics.ours_over_adapterhub.{setup}"
+            if pd.isna(_get(point, f"{prefix}.ratio")):
+                continue
+            targeted = phase == "inference" and setup == "fusion" and k >= TARGET_MIN_ADAPTERS
+            speedup = point[f"{prefix}.ratio"]
+            rows.append(
+                {
+                    "phase": phase,
+                    "num_adapters": k,
+                    "setup": setup,
+                    "ours_ms": 1e3 * point[f"metrics.ours_{setup}.median"],
+                    "adapterhub_ms": 1e3 * point[f"metrics.adapterhub_{setup}.median"],
+                    "speedup": speedup,
+                    "ci_low": point[f"{prefix}.low"],
+                    "ci_high": point[f"{prefix}.high"],
+                    "target": TARGET_OVER_ADAPTERHUB if targeted else np.nan,
+                    "meets_target": bool(speedup >= TARGET_OVER_ADAPTERHUB) if targeted else None,
+                }
+            )
+    if not rows:
+        return pd.DataFrame()
+    keys = ["phase", "num_adapters", "setup"]
+    return pd.DataFrame(rows).sort_values(keys).reset_index(drop=True)
+
+
+def tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """``table3``: fusion vs full FT and vs one adapter per K (ours, AdapterHub, paper rows);
+    ``table3_detail``: times and CIs; ``table3_pruning``: pruned-fusion speed-up;
+    ``table3_vs_adapterhub``: our speed-up over AdapterHub with the issue's target."""
+    return {
+        "table3": _main(df),
+        "table3_detail": _detail(df),
+        "table3_pruning": _pruning(df),
+        "table3_vs_adapterhub": _vs_adapterhub(df),
+    }

@@ -1,0 +1,93 @@
+"""Table 1 end to end on the tiny model: points, interleaved measurement, tables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from adapterdrop.bench.experiments import table1
+from adapterdrop.bench.sweep import run_benchmark
+from conftest import CONF
+
+
+def composed(overrides: list[str]) -> dict:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="bench", overrides=overrides)
+        return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """run_benchmark sets torch's thread count for the process; give it back afterwards."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(tmp_path, *extra: str) -> dict:
+    return composed(
+        [
+            "bench=table1",
+            "model=tiny",
+            "device=cpu",
+            "dtype=fp32",
+            "preset=cpu",
+            "progress=false",
+            "threads=1",  # a busy 2-core machine stalls multi-threaded tiny kernels
+            "timing.warmup=0",
+            "timing.min_reps=2",
+            "timing.min_seconds=0",
+            "bench.seq_len=[8]",
+            "bench.batch_size=[1,2]",
+            f"paths.results_root={tmp_path}/raw",
+            f"paths.tables_root={tmp_path}/tables",
+            *extra,
+        ]
+    )
+
+
+@pytest.mark.filterwarnings("ignore::adapterdrop.bench.stats.HighSpreadWarning")
+def test_table1_runs_end_to_end(tmp_path):
+    summary, markdown = run_benchmark(tiny(tmp_path))
+    assert len(summary.measured) == 4 and not summary.failed
+    files = sorted((tmp_path / "raw" / "table1").glob("*.json"))
+    assert len(files) == 4
+    record = json.loads(files[0].read_text())
+    assert record["status"] == "ok" and record["environment"]
+    assert set(record["samples"]) == {
+        "full",
+        "ours_pfeiffer",
+        "ours_houlsby",
+        "adapterhub_pfeiffer",
+        "adapterhub_houlsby",
+    }
+    assert set(markdown) == {"table1", "table1_summary"}
+    cells = (tmp_path / "tables" / "table1.csv").read_text().splitlines()
+    assert cells[0].split(",")[:5] == ["phase", "implementation", "method", "seq_len", "batch_size"]
+    assert len(cells) == 1 + 2 * 2 * 2 * 2  # phases x implementations x methods x batch sizes
+    summary_rows = markdown["table1_summary"].splitlines()[2:]
+    assert len(summary_rows) == 2 * 2 * 2
+    assert "paper_speed_max" in markdown["table1_summary"]
+    # a second run finds every point measured
+    again, _ = run_benchmark(tiny(tmp_path))
+    assert len(again.skipped) == 4 and not again.measured
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("bench.methods=[pfeiffer,lora]", "methods"),
+        ("bench.implementations=[ours,peft]", "implementations"),
+        ("bench.phases=[]", "phases"),
+        ("bench.seq_len=[1024]", "seq_len"),
+        ("bench.batch_size=[0]", "batch_size"),
+        ("bench.reduction_factor=0", "reduction_factor"),
+    ],
+)
+def test_bad_grids_fail_before_any_model(tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        table1.points(tiny(tmp_path, override))
