@@ -20,6 +20,7 @@ from adapterdrop.bench.timer import measure_interleaved
 from adapterdrop.bench.workloads import (
     ModelCache,
     build_encoder,
+    check_dtype,
     precision,
     random_inputs,
     resolve_device,
@@ -57,6 +58,7 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         "implementations": list(bench["implementations"]),
         "plain_at": list(bench["plain_at"]),
         "dtype": cfg["dtype"],
+        "cast_weights": bench["cast_weights"],
         "device": cfg["device"],
         "threads": torch.get_num_threads(),
         "timing": dict(cfg["timing"]),
@@ -70,12 +72,15 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _models(point: Mapping[str, Any]) -> tuple[Any, Any]:
     """Ours and the AdapterHub copy of the same weights, shared by all n of one T."""
     device = resolve_device(point["device"])
-    key = canonical_json({k: point[k] for k in ("model", "method", "num_tasks", "device", "seed")})
+    fields = ("model", "method", "num_tasks", "device", "seed", "dtype", "cast_weights")
+    key = canonical_json({k: point[k] for k in fields})
 
     def build() -> tuple[Any, Any]:
         encoder = build_encoder(
             point["model"], point["method"], point["num_tasks"], device, point["seed"]
         )
+        if point["cast_weights"]:
+            encoder.to(check_dtype(point["dtype"]))
         reference = None
         if "adapterhub" in point["implementations"]:
             from adapterdrop.reference.adapterhub import build_adapterhub_reference
@@ -109,7 +114,8 @@ def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float
         device,
         point["seed"],
     )
-    dtype = point["dtype"]
+    # Weights already in ``dtype`` need no autocast (which would re-cast them every call).
+    dtype = "fp32" if point["cast_weights"] else point["dtype"]
     callables = {}
 
     if "ours" in point["implementations"]:
