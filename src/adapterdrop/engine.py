@@ -333,9 +333,9 @@ class AdapterEncoder(nn.Module):
         batchable = signature is not None and len(modules) > 1
         if batchable and all(m.batch_signature() == signature for m in modules):
             return batched_bottleneck_delta(modules, view.adapter_input(modules[0], stream_index))
-        return torch.stack(
-            [m.delta(view.inputs(g)) for m, g in zip(modules, stream_index, strict=True)]
-        )
+        deltas = [m.delta(view.inputs(g)) for m, g in zip(modules, stream_index, strict=True)]
+        # One task (the common case) needs a view, not the copy torch.stack would make.
+        return deltas[0].unsqueeze(0) if len(deltas) == 1 else torch.stack(deltas)
 
     def _outputs(self, streams: _Streams, names: list[str]) -> dict[str, torch.Tensor]:
         index = {label: g for g, label in enumerate(streams.labels)}
