@@ -25,3 +25,44 @@ def real_data_dir() -> Path:
     if not (path / "glue").is_dir():
         pytest.skip(f"real GLUE/SuperGLUE files not found at {path}")
     return path
+
+
+#: Settings that shrink any benchmark grid to seconds: tiny model, minimal timing budget, one
+#: thread (a busy 2-core machine stalls multi-threaded tiny kernels), fp32 so results are exact.
+TINY_BENCH = [
+    "model=tiny",
+    "device=cpu",
+    "dtype=fp32",
+    "preset=cpu",
+    "progress=false",
+    "threads=1",
+    "timing.warmup=0",
+    "timing.min_reps=2",
+    "timing.min_seconds=0",
+]
+
+
+def bench_cfg(tmp_path: Path, bench: str, *overrides: str) -> dict:
+    """``conf/bench.yaml`` composed for ``bench``, shrunk, writing results under ``tmp_path``."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    every = [
+        f"bench={bench}",
+        *TINY_BENCH,
+        f"paths.results_root={tmp_path}/raw",
+        f"paths.tables_root={tmp_path}/tables",
+        *overrides,
+    ]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return OmegaConf.to_container(compose(config_name="bench", overrides=every), resolve=True)
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """A benchmark run sets torch's process-wide thread count; give later tests theirs back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

@@ -7,26 +7,15 @@ import json
 
 import pandas as pd
 import pytest
-import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.experiments.efficiency_drop import mean_of_medians_speedup
 from adapterdrop.bench.sweep import apply_preset, run_benchmark
-from conftest import CONF
+from conftest import bench_cfg
 
 #: A tiny grid: 4 layers, short sequences, two timed rounds per callable, one thread (a
 #: model this small gains nothing from more, and idle threads spin when the cores are shared).
 TINY = [
-    "threads=1",
-    "bench=efficiency",
-    "model=tiny",
-    "dtype=fp32",
-    "timing.warmup=0",
-    "timing.min_reps=2",
-    "timing.min_seconds=0",
-    "progress=false",
     "bench.seq_len=16",
     "bench.specialized.dropped_layers=[0,2]",
     "bench.coda.seq_lens=[16,48]",
@@ -36,22 +25,7 @@ TINY = [
 
 
 def efficiency_cfg(tmp_path, *extra: str, base: list[str] = TINY) -> dict:
-    overrides = [
-        *base,
-        f"paths.results_root={tmp_path}/raw",
-        f"paths.tables_root={tmp_path}/tables",
-        *extra,
-    ]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return OmegaConf.to_container(compose(config_name="bench", overrides=overrides))
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    """``threads=1`` sets torch's process-wide thread count; give later tests theirs back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+    return bench_cfg(tmp_path, "efficiency", *base, *extra)
 
 
 def table(tmp_path, name: str) -> pd.DataFrame:
@@ -146,7 +120,8 @@ def test_paper_preset_widens_the_grids(tmp_path):
     assert cfg["dtype"] == "fp16" and cfg["bench"]["specialized"]["dropped_layers"] == "all"
     points = get_experiment("efficiency").points(cfg)
     specialized = next(p for p in points if p["study"] == "specialized")
-    assert specialized["dropped_layers"] == list(range(12))
+    layers = cfg["model"]["architecture"]["num_hidden_layers"]
+    assert specialized["dropped_layers"] == list(range(layers))
     assert len([p for p in points if p["study"] == "coda"]) == 3
 
 

@@ -5,30 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.sweep import apply_preset, run_benchmark
-from conftest import CONF
+from conftest import bench_cfg
 
 
 def table2_cfg(tmp_path, *extra: str) -> dict:
-    overrides = [
-        "bench=table2",
-        "model=tiny",
-        "bench.num_tasks=[2,3]",
-        "dtype=fp32",
-        "timing.warmup=0",
-        "timing.min_reps=2",
-        "timing.min_seconds=0",
-        "progress=false",
-        f"paths.results_root={tmp_path}/raw",
-        f"paths.tables_root={tmp_path}/tables",
-        *extra,
-    ]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return OmegaConf.to_container(compose(config_name="bench", overrides=overrides))
+    return bench_cfg(tmp_path, "table2", "bench.num_tasks=[2,3]", *extra)
 
 
 def test_table2_writes_raw_points_and_tables(tmp_path):

@@ -5,51 +5,22 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from adapterdrop.bench.experiments import table3
 from adapterdrop.bench.sweep import run_benchmark
-from conftest import CONF
-
-
-def composed(overrides: list[str]) -> dict:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="bench", overrides=overrides)
-        return OmegaConf.to_container(cfg, resolve=True)
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    """run_benchmark sets torch's thread count for the process; give it back afterwards."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+from conftest import bench_cfg
 
 
 def tiny(tmp_path, *extra: str) -> dict:
-    return composed(
-        [
-            "bench=table3",
-            "model=tiny",
-            "device=cpu",
-            "dtype=fp32",
-            "preset=cpu",
-            "progress=false",
-            "threads=1",  # a busy 2-core machine stalls multi-threaded tiny kernels
-            "timing.warmup=0",
-            "timing.min_reps=2",
-            "timing.min_seconds=0",
-            "bench.num_adapters=[2,3]",
-            "bench.prune.adapters=3",
-            "bench.prune.keep=1",
-            "bench.batch_size=2",
-            "bench.seq_len=8",
-            f"paths.results_root={tmp_path}/raw",
-            f"paths.tables_root={tmp_path}/tables",
-            *extra,
-        ]
+    return bench_cfg(
+        tmp_path,
+        "table3",
+        "bench.num_adapters=[2,3]",
+        "bench.prune.adapters=3",
+        "bench.prune.keep=1",
+        "bench.batch_size=2",
+        "bench.seq_len=8",
+        *extra,
     )
 
 
