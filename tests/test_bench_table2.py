@@ -46,6 +46,7 @@ def test_rerun_skips_measured_points_and_force_redoes_them(tmp_path):
         ("bench.dropped_layers=[0,4]", "dropped_layers 4"),
         ("bench.num_tasks=[0]", "num_tasks must be >= 1"),
         ("bench.implementations=[ours,nope]", "unknown implementation"),
+        ("dtype=fp8", "unknown dtype 'fp8'"),
     ],
 )
 def test_bad_grid_is_refused_before_any_model_is_built(tmp_path, override, message):

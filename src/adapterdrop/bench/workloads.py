@@ -48,6 +48,19 @@ def precision(dtype: str, device: torch.device) -> Iterator[None]:
         yield
 
 
+def point_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The global settings every benchmark point records, validated before any model exists."""
+    check_dtype(cfg["dtype"])
+    return {
+        "model": dict(cfg["model"]),
+        "dtype": cfg["dtype"],
+        "device": cfg["device"],
+        "threads": torch.get_num_threads(),
+        "timing": dict(cfg["timing"]),
+        "seed": cfg["seed"],
+    }
+
+
 def random_inputs(
     vocab_size: int, batch: int, seq_len: int, device: torch.device, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:

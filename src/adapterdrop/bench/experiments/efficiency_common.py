@@ -17,7 +17,7 @@ import torch
 
 from adapterdrop.bench.stats import RatioCI, ratio_of_medians, summarize
 from adapterdrop.bench.training_step import random_labels
-from adapterdrop.bench.workloads import ModelCache, check_dtype, random_inputs, resolve_device
+from adapterdrop.bench.workloads import ModelCache, point_settings, random_inputs, resolve_device
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
 from adapterdrop.models import load_backbone
@@ -32,16 +32,7 @@ Inputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 def common_fields(cfg: Mapping[str, Any], study: str) -> dict[str, Any]:
     """Settings every point records, whatever its study."""
-    check_dtype(cfg["dtype"])
-    return {
-        "study": study,
-        "model": dict(cfg["model"]),
-        "dtype": cfg["dtype"],
-        "device": cfg["device"],
-        "threads": torch.get_num_threads(),
-        "timing": dict(cfg["timing"]),
-        "seed": cfg["seed"],
-    }
+    return {"study": study, **point_settings(cfg)}
 
 
 def num_layers(cfg: Mapping[str, Any]) -> int:

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from adapterdrop.bench.stats import ratio_of_medians, summarize
 from adapterdrop.bench.training_step import (
@@ -37,6 +36,7 @@ from adapterdrop.bench.training_step import (
 from adapterdrop.bench.workloads import (
     ModelCache,
     build_encoder,
+    point_settings,
     random_inputs,
     resolve_device,
 )
@@ -72,15 +72,10 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     for method in methods:
         build_method(method_config(method, bench["reduction_factor"]))
     common = {
-        "model": dict(cfg["model"]),
+        **point_settings(cfg),
         "methods": methods,
         "reduction_factor": bench["reduction_factor"],
         "implementations": implementations,
-        "dtype": cfg["dtype"],
-        "device": cfg["device"],
-        "threads": torch.get_num_threads(),
-        "timing": dict(cfg["timing"]),
-        "seed": cfg["seed"],
     }
     return [
         {**common, "seq_len": seq, "batch_size": batch, "phase": phase}

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-import torch
 
 from adapterdrop.bench.costmodel import fit_cost_model, ideal_per_layer_speedup, replication_floor
 from adapterdrop.bench.stats import ratio_of_medians, summarize
@@ -21,6 +20,7 @@ from adapterdrop.bench.workloads import (
     ModelCache,
     build_encoder,
     check_dtype,
+    point_settings,
     precision,
     random_inputs,
     resolve_device,
@@ -51,18 +51,13 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     for t in bench["num_tasks"]:
         task_names(t)
     common = {
-        "model": dict(cfg["model"]),
+        **point_settings(cfg),
         "method": dict(bench["method"]),
         "batch_size": bench["batch_size"],
         "seq_len": bench["seq_len"],
         "implementations": list(bench["implementations"]),
         "plain_at": list(bench["plain_at"]),
-        "dtype": cfg["dtype"],
         "cast_weights": bench["cast_weights"],
-        "device": cfg["device"],
-        "threads": torch.get_num_threads(),
-        "timing": dict(cfg["timing"]),
-        "seed": cfg["seed"],
     }
     return [
         {**common, "num_tasks": t, "dropped_layers": n} for t in bench["num_tasks"] for n in dropped

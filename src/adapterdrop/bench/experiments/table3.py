@@ -39,6 +39,7 @@ from adapterdrop.bench.training_step import (
 from adapterdrop.bench.workloads import (
     ModelCache,
     build_encoder,
+    point_settings,
     random_inputs,
     resolve_device,
     task_names,
@@ -119,17 +120,12 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     if layers is not None and not 0 <= leave_out < layers:
         raise ValueError(f"fusion leave_out {leave_out} impossible for {layers} layers")
     common = {
-        "model": dict(cfg["model"]),
+        **point_settings(cfg),
         "reduction_factor": bench["reduction_factor"],
         "fusion": options,
         "batch_size": bench["batch_size"],
         "seq_len": bench["seq_len"],
         "implementations": implementations,
-        "dtype": cfg["dtype"],
-        "device": cfg["device"],
-        "threads": torch.get_num_threads(),
-        "timing": dict(cfg["timing"]),
-        "seed": cfg["seed"],
     }
     return [
         {
