@@ -29,6 +29,9 @@ def test_table2_writes_raw_points_and_tables(tmp_path):
     table = (tmp_path / "tables" / "table2.csv").read_text().splitlines()
     assert table[0].startswith("num_tasks,") and len(table) == 3
     assert "ours_per_layer_%" in table[0] and "ideal_per_layer_%" in table[0]
+    assert "adapterhub_faster_points" in table[0]
+    curve = (tmp_path / "tables" / "table2_curve.csv").read_text().splitlines()[0]
+    assert "adapterhub_over_ours_ci_low" in curve and "adapterhub_over_ours_ci_high" in curve
 
 
 def test_rerun_skips_measured_points_and_force_redoes_them(tmp_path):

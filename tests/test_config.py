@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from adapterdrop.bench.experiments import EXPERIMENTS, get_experiment
+from adapterdrop.bench.sweep import apply_preset
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
 from adapterdrop.models import load_backbone
@@ -112,7 +113,22 @@ def test_experiment_configs_compose(name):
 def test_bench_grids_give_valid_points(name):
     cfg = composed("bench", [f"bench={name}"])
     points = get_experiment(name).points(cfg)
-    assert points and all("timing" in p for p in points)
+    assert points and all(None not in p["timing"].values() for p in points)
+    assert all(p["timing"] == {**cfg["bench"]["timing"]} for p in points)
+
+
+def test_explicit_timing_beats_the_grid_budget_and_its_paper_preset():
+    cfg = apply_preset(composed("bench", ["bench=table2", "preset=paper", "timing.min_reps=3"]))
+    timing = get_experiment("table2").points(cfg)[0]["timing"]
+    assert timing == {"warmup": 5, "min_reps": 3, "min_seconds": 2.0, "max_reps": 200}
+
+
+def test_a_grid_without_a_timing_budget_is_refused():
+    cfg = composed("bench", ["bench=table2", "~bench.timing"])
+    with pytest.raises(
+        ValueError, match=r"timing \['max_reps', 'min_reps', 'min_seconds', 'warmup'\] unset"
+    ):
+        get_experiment("table2").points(cfg)
 
 
 def test_launchers_compose():

@@ -26,7 +26,8 @@ def apply_preset(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Merge the grid's ``presets.paper`` overrides when asked, or by default on CUDA.
 
     The CPU defaults finish in minutes here; the paper preset restores paper-size settings
-    for real hardware. The merged values land in every point's recorded config.
+    (grid and timing budget) for real hardware. The merged values land in every point's
+    recorded config; a timing value given explicitly in ``timing`` still wins over them.
     """
     preset = cfg["preset"]
     if preset not in PRESETS:

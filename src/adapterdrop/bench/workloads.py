@@ -48,6 +48,26 @@ def precision(dtype: str, device: torch.device) -> Iterator[None]:
         yield
 
 
+#: The budget keys of :func:`adapterdrop.bench.timer.measure_interleaved`.
+TIMING_KEYS = ("warmup", "min_reps", "min_seconds", "max_reps")
+
+
+def resolve_timing(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The grid's timing budget (``bench.timing``, sized for its callables) under any value
+    set in the global ``timing`` block, so ``timing.min_reps=20`` on the command line wins.
+
+    A key left ``null`` in both is refused: a budget must be explicit to be recorded.
+    """
+    explicit = {key: value for key, value in cfg["timing"].items() if value is not None}
+    timing = {**cfg["bench"].get("timing", {}), **explicit}
+    missing = sorted(key for key in TIMING_KEYS if timing.get(key) is None)
+    if missing:
+        raise ValueError(
+            f"timing {missing} unset: give them in bench.timing of the grid or as timing.<key>"
+        )
+    return {key: timing[key] for key in TIMING_KEYS}
+
+
 def point_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The global settings every benchmark point records, validated before any model exists."""
     check_dtype(cfg["dtype"])
@@ -56,7 +76,7 @@ def point_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "dtype": cfg["dtype"],
         "device": cfg["device"],
         "threads": torch.get_num_threads(),
-        "timing": dict(cfg["timing"]),
+        "timing": resolve_timing(cfg),
         "seed": cfg["seed"],
     }
 

@@ -177,10 +177,17 @@ def tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
         if column in df:
             curve[f"{impl}_s"] = df[column]
             curve[f"{impl}_cv"] = df[f"metrics.{impl}.robust_cv"]
-    extras = ("adapterhub_over_ours.ratio", "floor", "ours_over_floor", "ours_over_measured_floor")
-    for extra in extras:
-        if f"metrics.{extra}" in df:
-            curve[extra.split(".")[0]] = df[f"metrics.{extra}"]
+    extras = {
+        "adapterhub_over_ours.ratio": "adapterhub_over_ours",
+        "adapterhub_over_ours.low": "adapterhub_over_ours_ci_low",
+        "adapterhub_over_ours.high": "adapterhub_over_ours_ci_high",
+        "floor": "floor",
+        "ours_over_floor": "ours_over_floor",
+        "ours_over_measured_floor": "ours_over_measured_floor",
+    }
+    for metric, column in extras.items():
+        if f"metrics.{metric}" in df:
+            curve[column] = df[f"metrics.{metric}"]
     curve = curve.sort_values(["num_tasks", "dropped_layers"]).reset_index(drop=True)
     rows = []
     for t, group in curve.groupby("num_tasks"):
@@ -206,6 +213,8 @@ def tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
             row["ours_vs_ideal"] = row["ours_per_layer_%"] / row["ideal_per_layer_%"]
         if "adapterhub_over_ours" in group:
             row["adapterhub_over_ours_min"] = group["adapterhub_over_ours"].min()
+            # points where AdapterHub is faster beyond noise: the whole 95 % CI below 1
+            row["adapterhub_faster_points"] = int((group["adapterhub_over_ours_ci_high"] < 1).sum())
         for column in ("ours_over_floor", "ours_over_measured_floor"):
             if column in group:
                 row[f"{column}_max"] = group[column].max()
