@@ -18,10 +18,15 @@ export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
 BENCH := $(PY) -m adapterdrop.cli.bench
+TRAIN := $(PY) -m adapterdrop.cli.train
 ARGS ?=
+# Fig. 2 on this CPU: MiniLM-L6 (pretrained, offline), bf16, a few epochs per run. For the paper's
+# setting on a GPU box: make reproduce-fig2 FIG2_ARGS="model=roberta-base trainer=gpu"
+FIG2_TASKS ?= glue/stsb glue/mrpc
+FIG2_ARGS ?= trainer=cpu trainer.max_epochs=3
 
 .PHONY: help install test test-all lint format clean reproduce-table1 reproduce-table2 \
-	reproduce-table3 reproduce-efficiency tables check-data
+	reproduce-table3 reproduce-efficiency reproduce-fig2 tables check-data
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -63,11 +68,21 @@ reproduce-table3: install ## Table 3: AdapterFusion cost and pruning
 reproduce-efficiency: install ## Robust drop, specialized drop, CoDA, AdapterBias, LoRA, multi-task FT
 	$(BENCH) bench=efficiency $(ARGS)
 
+reproduce-fig2: install ## Fig. 2: score vs dropped layers, standard/robust/specialized (trains)
+	@for task in $(FIG2_TASKS); do \
+		$(TRAIN) -m experiment=fig2_standard,fig2_robust data=$$task skip_measured=true \
+			$(FIG2_ARGS) $(ARGS) && \
+		$(TRAIN) -m experiment=fig2_specialized data=$$task skip_measured=true \
+			$(FIG2_ARGS) $(ARGS) || exit 1; \
+	done
+	$(PY) -m adapterdrop.train.fig2
+
 check-data: install ## Parse every task in ADAPTERDROP_DATA_DIR (default ../shared/data), print counts
 	$(PY) scripts/check_data.py $(ADAPTERDROP_DATA_DIR)
 
 tables: install ## Rebuild every table from results/raw (no measuring)
 	@for grid in table1 table2 table3 efficiency; do $(BENCH) bench=$$grid measure=false $(ARGS); done
+	@if compgen -G "results/raw/fig2_*" > /dev/null; then $(PY) -m adapterdrop.train.fig2; fi
 
 clean: ## Remove the virtualenv, caches and Hydra outputs (results/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun
