@@ -13,6 +13,7 @@ from omegaconf import OmegaConf, open_dict
 
 from adapterdrop.bench.experiments import EXPERIMENTS, get_experiment
 from adapterdrop.bench.sweep import apply_preset
+from adapterdrop.bench.workloads import TIMING_KEYS
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
 from adapterdrop.models import load_backbone
@@ -114,7 +115,15 @@ def test_bench_grids_give_valid_points(name):
     cfg = composed("bench", [f"bench={name}"])
     points = get_experiment(name).points(cfg)
     assert points and all(None not in p["timing"].values() for p in points)
-    assert all(p["timing"] == {**cfg["bench"]["timing"]} for p in points)
+    assert all(set(p["timing"]) == set(TIMING_KEYS) for p in points)
+
+
+def test_a_phase_entry_adjusts_only_that_phases_budget():
+    cfg = composed("bench", ["bench=table1"])
+    by_phase = {p["phase"]: p["timing"] for p in get_experiment("table1").points(cfg)}
+    assert by_phase["inference"]["min_seconds"] == 10.0
+    assert by_phase["training"]["min_seconds"] == 2.0
+    assert by_phase["inference"]["min_reps"] == by_phase["training"]["min_reps"] == 10
 
 
 def test_explicit_timing_beats_the_grid_budget_and_its_paper_preset():

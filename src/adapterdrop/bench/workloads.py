@@ -52,14 +52,16 @@ def precision(dtype: str, device: torch.device) -> Iterator[None]:
 TIMING_KEYS = ("warmup", "min_reps", "min_seconds", "max_reps")
 
 
-def resolve_timing(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The grid's timing budget (``bench.timing``, sized for its callables) under any value
-    set in the global ``timing`` block, so ``timing.min_reps=20`` on the command line wins.
+def resolve_timing(cfg: Mapping[str, Any], phase: str | None = None) -> dict[str, Any]:
+    """The grid's timing budget (``bench.timing``, sized for its callables; a ``training`` or
+    ``inference`` entry in it adjusts that phase) under any value set in the global ``timing``
+    block, so ``timing.min_reps=20`` on the command line wins.
 
-    A key left ``null`` in both is refused: a budget must be explicit to be recorded.
+    A key left ``null`` everywhere is refused: a budget must be explicit to be recorded.
     """
+    grid = cfg["bench"].get("timing", {})
     explicit = {key: value for key, value in cfg["timing"].items() if value is not None}
-    timing = {**cfg["bench"].get("timing", {}), **explicit}
+    timing = {**grid, **(grid.get(phase) or {}), **explicit}
     missing = sorted(key for key in TIMING_KEYS if timing.get(key) is None)
     if missing:
         raise ValueError(

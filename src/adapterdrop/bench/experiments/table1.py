@@ -39,6 +39,7 @@ from adapterdrop.bench.workloads import (
     point_settings,
     random_inputs,
     resolve_device,
+    resolve_timing,
 )
 from adapterdrop.methods import build_method
 from adapterdrop.methods.bottleneck import bottleneck_size
@@ -79,6 +80,7 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     }
     return [
         {**common, "seq_len": seq, "batch_size": batch, "phase": phase}
+        | {"timing": resolve_timing(cfg, phase)}
         for seq in bench["seq_len"]
         for batch in bench["batch_size"]
         for phase in phases

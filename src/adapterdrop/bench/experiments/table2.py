@@ -1,14 +1,15 @@
 """Table 2: speed-up per shared layer when one input runs through T task adapters at once.
 
-For each T and each number n of dropped layers, ours and AdapterHub run the same T Pfeiffer
-adapters (same weights) on the same batch, interleaved in one process. The per-layer speed-up
-is read off a least-squares fit of t(n) = alpha + beta * (n + (L - n) * T) over all n, which is
-robust to the noise of any single point; the raw t(n) curve is kept in the CSV.
+One point per T: ours and AdapterHub run the same T Pfeiffer adapters (same weights) on the
+same batch at every number n of dropped layers, and the plain backbone runs on B and T*B rows,
+all interleaved in the same rounds of one process. A slow spell of the machine thus hits every
+n alike instead of bending the t(n) curve. The per-layer speed-up is read off a least-squares fit
+of t(n) = alpha + beta * (n + (L - n) * T) over all n; the raw curve is kept in the CSV.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -17,7 +18,6 @@ from adapterdrop.bench.costmodel import fit_cost_model, ideal_per_layer_speedup,
 from adapterdrop.bench.stats import ratio_of_medians, summarize
 from adapterdrop.bench.timer import measure_interleaved
 from adapterdrop.bench.workloads import (
-    ModelCache,
     build_encoder,
     check_dtype,
     point_settings,
@@ -26,15 +26,13 @@ from adapterdrop.bench.workloads import (
     resolve_device,
     task_names,
 )
-from adapterdrop.results import canonical_json
 
 IMPLEMENTATIONS = ("ours", "adapterhub")
 PAPER_PER_LAYER = {2: 0.043, 4: 0.066, 8: 0.078, 16: 0.084}
-_MODELS = ModelCache()
 
 
 def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One point per (T, n); validated here so a bad grid fails before any model is built."""
+    """One point per T holding every n; validated here so a bad grid fails before any model."""
     bench = cfg["bench"]
     layers = cfg["model"]["architecture"]["num_hidden_layers"]
     unknown = set(bench["implementations"]) - set(IMPLEMENTATIONS)
@@ -56,35 +54,27 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         "batch_size": bench["batch_size"],
         "seq_len": bench["seq_len"],
         "implementations": list(bench["implementations"]),
-        "plain_at": list(bench["plain_at"]),
         "cast_weights": bench["cast_weights"],
+        "dropped_layers": sorted(set(dropped)),
     }
-    return [
-        {**common, "num_tasks": t, "dropped_layers": n} for t in bench["num_tasks"] for n in dropped
-    ]
+    return [{**common, "num_tasks": t} for t in bench["num_tasks"]]
 
 
 def _models(point: Mapping[str, Any]) -> tuple[Any, Any]:
-    """Ours and the AdapterHub copy of the same weights, shared by all n of one T."""
+    """Ours and the AdapterHub copy of the same weights (AdapterHub only if asked for)."""
     device = resolve_device(point["device"])
-    fields = ("model", "method", "num_tasks", "device", "seed", "dtype", "cast_weights")
-    key = canonical_json({k: point[k] for k in fields})
+    encoder = build_encoder(
+        point["model"], point["method"], point["num_tasks"], device, point["seed"]
+    )
+    if point["cast_weights"]:
+        encoder.to(check_dtype(point["dtype"]))
+    reference = None
+    if "adapterhub" in point["implementations"]:
+        from adapterdrop.reference.adapterhub import build_adapterhub_reference
 
-    def build() -> tuple[Any, Any]:
-        encoder = build_encoder(
-            point["model"], point["method"], point["num_tasks"], device, point["seed"]
-        )
-        if point["cast_weights"]:
-            encoder.to(check_dtype(point["dtype"]))
-        reference = None
-        if "adapterhub" in point["implementations"]:
-            from adapterdrop.reference.adapterhub import build_adapterhub_reference
-
-            reference = build_adapterhub_reference(encoder)
-            reference.model.eval()
-        return encoder, reference
-
-    return _MODELS.get(key, build)
+        reference = build_adapterhub_reference(encoder)
+        reference.model.eval()
+    return encoder, reference
 
 
 def measured_floor(n: int, *, t_single: float, t_replicated: float, num_layers: int) -> float:
@@ -97,11 +87,11 @@ def measured_floor(n: int, *, t_single: float, t_replicated: float, num_layers: 
     return ((n + 1) * t_single + (num_layers - n - 1) * t_replicated) / num_layers
 
 
-def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+def _callables(point: Mapping[str, Any], encoder: Any, reference: Any) -> dict[str, Any]:
+    """``<impl>@n=<k>`` for every n, ours and AdapterHub side by side, then the plain backbone
+    on B and on T*B rows (independent of n, so timed once)."""
     device = resolve_device(point["device"])
-    encoder, reference = _models(point)
     tasks = task_names(point["num_tasks"])
-    n = point["dropped_layers"]
     ids, mask = random_inputs(
         encoder.backbone.config.vocab_size,
         point["batch_size"],
@@ -111,84 +101,101 @@ def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float
     )
     # Weights already in ``dtype`` need no autocast (which would re-cast them every call).
     dtype = "fp32" if point["cast_weights"] else point["dtype"]
+
+    def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], None]:
+        def call() -> None:
+            with precision(dtype, device):
+                fn(*args, **kwargs)
+
+        return call
+
     callables = {}
+    for n in point["dropped_layers"]:
+        if "ours" in point["implementations"]:
+            callables[f"ours@n={n}"] = timed(encoder, ids, mask, tasks=tasks, dropped_layers=n)
+        if reference is not None:
+            callables[f"adapterhub@n={n}"] = timed(reference.parallel_forward(tasks, n), ids, mask)
+    plain = encoder.backbone
+    callables["plain_single"] = timed(plain, input_ids=ids, attention_mask=mask)
+    callables["plain_replicated"] = timed(
+        plain, input_ids=ids.repeat(len(tasks), 1), attention_mask=mask.repeat(len(tasks), 1)
+    )
+    return callables
 
-    if "ours" in point["implementations"]:
 
-        def ours() -> None:
-            with precision(dtype, device):
-                encoder(ids, mask, tasks=tasks, dropped_layers=n)
-
-        callables["ours"] = ours
-    if reference is not None:
-        hub = reference.parallel_forward(tasks, n)
-
-        def adapterhub() -> None:
-            with precision(dtype, device):
-                hub(ids, mask)
-
-        callables["adapterhub"] = adapterhub
-    if n in point["plain_at"]:
-        replicated_ids = ids.repeat(len(tasks), 1)
-        replicated_mask = mask.repeat(len(tasks), 1)
-
-        def plain_replicated() -> None:
-            with precision(dtype, device):
-                encoder.backbone(input_ids=replicated_ids, attention_mask=replicated_mask)
-
-        def plain_single() -> None:
-            with precision(dtype, device):
-                encoder.backbone(input_ids=ids, attention_mask=mask)
-
-        callables["plain_replicated"] = plain_replicated
-        callables["plain_single"] = plain_single
-    samples = measure_interleaved(callables, device=device, inference_mode=True, **point["timing"])
-    metrics: dict[str, Any] = {name: summarize(s, name=name) for name, s in samples.items()}
-    if "ours" in samples and "adapterhub" in samples:
-        metrics["adapterhub_over_ours"] = ratio_of_medians(samples["adapterhub"], samples["ours"])
-    if "plain_replicated" in samples:
-        floor = replication_floor(
-            n,
-            t_plain_replicated=metrics["plain_replicated"].median,
-            num_layers=encoder.num_layers,
-            num_tasks=len(tasks),
+def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Every n of one T in the same interleaved rounds, so drift cannot bend the t(n) curve."""
+    device = resolve_device(point["device"])
+    encoder, reference = _models(point)
+    samples = measure_interleaved(
+        _callables(point, encoder, reference),
+        device=device,
+        inference_mode=True,
+        **point["timing"],
+    )
+    del encoder, reference
+    stats = {name: summarize(s, name=name) for name, s in samples.items()}
+    t_single = stats["plain_single"].median
+    t_replicated = stats["plain_replicated"].median
+    layers = point["model"]["architecture"]["num_hidden_layers"]
+    per_n: dict[str, dict[str, Any]] = {}
+    for n in point["dropped_layers"]:
+        entry: dict[str, Any] = {
+            impl: stats[f"{impl}@n={n}"] for impl in IMPLEMENTATIONS if f"{impl}@n={n}" in stats
+        }
+        entry["floor"] = replication_floor(
+            n, t_plain_replicated=t_replicated, num_layers=layers, num_tasks=point["num_tasks"]
         )
-        metrics["floor"] = floor
-        metrics["measured_floor"] = measured_floor(
-            n,
-            t_single=metrics["plain_single"].median,
-            t_replicated=metrics["plain_replicated"].median,
-            num_layers=encoder.num_layers,
+        entry["measured_floor"] = measured_floor(
+            n, t_single=t_single, t_replicated=t_replicated, num_layers=layers
         )
-        if "ours" in samples:
-            metrics["ours_over_floor"] = metrics["ours"].median / floor
-            metrics["ours_over_measured_floor"] = metrics["ours"].median / metrics["measured_floor"]
-    return metrics, samples
+        if "ours" in entry:
+            entry["ours_over_floor"] = entry["ours"].median / entry["floor"]
+            entry["ours_over_measured_floor"] = entry["ours"].median / entry["measured_floor"]
+            if "adapterhub" in entry:
+                entry["adapterhub_over_ours"] = ratio_of_medians(
+                    samples[f"adapterhub@n={n}"], samples[f"ours@n={n}"]
+                )
+        per_n[str(n)] = entry
+    metrics = {"plain_single": stats["plain_single"], "plain_replicated": stats["plain_replicated"]}
+    return {**metrics, "per_n": per_n}, samples
+
+
+#: Curve columns: metric path under ``metrics.per_n.<n>.`` -> column name.
+CURVE_COLUMNS = {
+    "ours.median": "ours_s",
+    "ours.robust_cv": "ours_cv",
+    "adapterhub.median": "adapterhub_s",
+    "adapterhub.robust_cv": "adapterhub_cv",
+    "adapterhub_over_ours.ratio": "adapterhub_over_ours",
+    "adapterhub_over_ours.low": "adapterhub_over_ours_ci_low",
+    "adapterhub_over_ours.high": "adapterhub_over_ours_ci_high",
+    "floor": "floor",
+    "ours_over_floor": "ours_over_floor",
+    "measured_floor": "measured_floor",
+    "ours_over_measured_floor": "ours_over_measured_floor",
+}
+
+
+def _curve(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (T, n) from the per-T records."""
+    rows = []
+    for _, point in df.iterrows():
+        for n in point["config.dropped_layers"]:
+            row = {"num_tasks": int(point["config.num_tasks"]), "dropped_layers": int(n)}
+            for metric, column in CURVE_COLUMNS.items():
+                value = point.get(f"metrics.per_n.{n}.{metric}")
+                if value is not None and pd.notna(value):
+                    row[column] = value
+            rows.append(row)
+    return pd.DataFrame(rows).sort_values(["num_tasks", "dropped_layers"], ignore_index=True)
 
 
 def tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     """``table2``: per-layer speed-up per T (ours, AdapterHub, paper, ideal);
     ``table2_curve``: the measured t(n) with ratios, one row per (T, n)."""
     layers = cfg["model"]["architecture"]["num_hidden_layers"]
-    curve = df[["config.num_tasks", "config.dropped_layers"]].copy()
-    curve.columns = ["num_tasks", "dropped_layers"]
-    for impl in IMPLEMENTATIONS:
-        column = f"metrics.{impl}.median"
-        if column in df:
-            curve[f"{impl}_s"] = df[column]
-            curve[f"{impl}_cv"] = df[f"metrics.{impl}.robust_cv"]
-    extras = {
-        "adapterhub_over_ours.ratio": "adapterhub_over_ours",
-        "adapterhub_over_ours.low": "adapterhub_over_ours_ci_low",
-        "adapterhub_over_ours.high": "adapterhub_over_ours_ci_high",
-        "floor": "floor",
-        "ours_over_floor": "ours_over_floor",
-        "ours_over_measured_floor": "ours_over_measured_floor",
-    }
-    for metric, column in extras.items():
-        if f"metrics.{metric}" in df:
-            curve[column] = df[f"metrics.{metric}"]
-    curve = curve.sort_values(["num_tasks", "dropped_layers"]).reset_index(drop=True)
+    curve = _curve(df)
     rows = []
     for t, group in curve.groupby("num_tasks"):
         row: dict[str, Any] = {"num_tasks": int(t)}
