@@ -43,7 +43,7 @@ from adapterdrop.bench.training_step import (
     time_phase,
     training_step,
 )
-from adapterdrop.bench.workloads import precision
+from adapterdrop.bench.workloads import precision, resolve_timing
 from adapterdrop.heads import MultiTaskModel
 from adapterdrop.params import count_parameters, task_parameter_count
 
@@ -79,7 +79,7 @@ def overhead_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         "batch_size": bench["batch_size"],
         "seq_len": bench["seq_len"],
     }
-    return [{**common, "phase": phase} for phase in phases]
+    return [{**common, "phase": phase, "timing": resolve_timing(cfg, phase)} for phase in phases]
 
 
 def _models(point: Mapping[str, Any]) -> tuple[PlainClassifier, dict[str, MultiTaskModel]]:
