@@ -84,3 +84,12 @@ def test_git_dirty_tracks_code_not_results_or_untracked(tmp_path):
     assert git_state(tmp_path)["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_state(tmp_path)["dirty"] is True
+
+
+def test_benchmarks_pin_the_allocator_and_record_it():
+    from adapterdrop.bench.allocator import allocator_settings, retain_freed_memory
+
+    settings = retain_freed_memory()
+    assert settings == allocator_settings() == collect_environment()["allocator"]
+    # glibc accepts both thresholds; elsewhere the record says nothing was pinned
+    assert settings["pinned_thresholds"] == (settings["allocator"] == "glibc")

@@ -23,6 +23,8 @@ from typing import Any
 import psutil
 import torch
 
+from adapterdrop.bench.allocator import allocator_settings
+
 #: Distributions whose versions are recorded (looked up by metadata, never imported).
 PACKAGES = ("torch", "transformers", "adapters", "numpy", "pandas", "adapterdrop")
 #: CPU feature flags that decide which matmul kernels run (x86 names, then Arm names).
@@ -199,6 +201,7 @@ def collect_environment(repo_dir: Path | str = _REPO_DIR) -> dict[str, Any]:
         "inter_op": torch.get_num_interop_threads(),
     }
     env["env_vars"] = {name: os.environ.get(name) for name in ENV_VARS}
+    env["allocator"] = allocator_settings()
     env["git"] = git_state(repo_dir)
     env["timestamp_utc"] = datetime.now(timezone.utc).isoformat()
     return env

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
+from adapterdrop.bench.allocator import retain_freed_memory
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.runner import RunSummary, run_points
 from adapterdrop.bench.workloads import resolve_device
@@ -51,6 +52,8 @@ def run_benchmark(cfg: Mapping[str, Any]) -> tuple[RunSummary, dict[str, str]]:
     share ``results/raw/<bench>`` never mix into them.
     """
     cfg = apply_preset(cfg)
+    if cfg["measure"] and cfg["retain_freed_memory"]:
+        retain_freed_memory()
     if cfg["threads"] is not None:
         torch.set_num_threads(int(cfg["threads"]))
     name = cfg["bench"]["name"]
