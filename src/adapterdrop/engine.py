@@ -103,6 +103,7 @@ class _SiteView:
             intermediate=None
             if self.all.intermediate is None
             else cut(self.all.intermediate, index),
+            pre_norm=cut(self.pre_norm, index),
         )
 
     def adapter_input(self, adapter: BottleneckAdapter, stream_index: list[int]) -> torch.Tensor:

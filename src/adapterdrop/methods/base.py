@@ -35,16 +35,22 @@ def site_position(layer: int, site: Site) -> int:
 
 @dataclass
 class SiteInputs:
-    """Everything a method may read at a site, for one stream (shape ``(B, S, d)``)."""
+    """Everything a method may read at a site, for one stream (shape ``(B, S, d)``).
+
+    ``pre_norm`` (``x + r``) is computed once, here or by the caller that already has it: the
+    engine and a Pfeiffer adapter both need it, and a second add over the whole hidden state
+    cost about 1 % of a bert-base forward.
+    """
 
     projected: torch.Tensor  # x: the sub-layer's output after its projection and dropout
     residual: torch.Tensor  # r: the sub-layer's input
     layer_norm: nn.LayerNorm  # the sub-layer's own LayerNorm (frozen)
     intermediate: torch.Tensor | None  # FFN activation (OUTPUT site only), for AdapterBias
+    pre_norm: torch.Tensor = None  # type: ignore[assignment]  # x + r, filled in if not given
 
-    @property
-    def pre_norm(self) -> torch.Tensor:
-        return self.projected + self.residual
+    def __post_init__(self) -> None:
+        if self.pre_norm is None:
+            self.pre_norm = self.projected + self.residual
 
 
 class SiteModule(nn.Module):
