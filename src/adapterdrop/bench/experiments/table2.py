@@ -10,6 +10,7 @@ of t(n) = alpha + beta * (n + (L - n) * T) over all n; the raw curve is kept in 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -17,11 +18,11 @@ import pandas as pd
 from adapterdrop.bench.costmodel import fit_cost_model, ideal_per_layer_speedup, replication_floor
 from adapterdrop.bench.stats import ratio_of_medians, summarize
 from adapterdrop.bench.timer import measure_interleaved
+from adapterdrop.bench.training_step import inference_call
 from adapterdrop.bench.workloads import (
     build_encoder,
     check_dtype,
     point_settings,
-    precision,
     random_inputs,
     resolve_device,
     task_names,
@@ -103,11 +104,7 @@ def _callables(point: Mapping[str, Any], encoder: Any, reference: Any) -> dict[s
     dtype = "fp32" if point["cast_weights"] else point["dtype"]
 
     def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], None]:
-        def call() -> None:
-            with precision(dtype, device):
-                fn(*args, **kwargs)
-
-        return call
+        return inference_call(partial(fn, *args, **kwargs), dtype=dtype, device=device)
 
     callables = {}
     for n in point["dropped_layers"]:
@@ -133,7 +130,6 @@ def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float
         inference_mode=True,
         **point["timing"],
     )
-    del encoder, reference
     stats = {name: summarize(s, name=name) for name, s in samples.items()}
     t_single = stats["plain_single"].median
     t_replicated = stats["plain_replicated"].median
