@@ -95,6 +95,8 @@ class _SiteView:
         self.pre_norm = self.all.pre_norm
 
     def inputs(self, index: int) -> SiteInputs:
+        if len(self.streams.labels) == 1:  # one stream (one task): nothing to cut
+            return self.all
         cut = self.streams.slice
         return SiteInputs(
             projected=cut(self.all.projected, index),
@@ -307,7 +309,7 @@ class AdapterEncoder(nn.Module):
         new = [t for t in waiting if active(t)]
         owned = [g for g, t in enumerate(labels) if t is not None and active(t)]
         if owned:
-            deltas = self._deltas([labels[g] for g in owned], key, view, owned).flatten(0, 1)
+            deltas = self._deltas([labels[g] for g in owned], key, view, owned)
             if len(owned) == len(labels):
                 pre = pre + deltas
             else:
@@ -315,7 +317,8 @@ class AdapterEncoder(nn.Module):
                 pre = pre.index_add(0, rows.to(pre.device), deltas.to(pre.dtype))
         if new:
             shared = streams.slice(pre, 0)
-            branched = (shared + self._deltas(new, key, view, [0] * len(new))).flatten(0, 1)
+            deltas = self._deltas(new, key, view, [0] * len(new))
+            branched = (shared + deltas.unflatten(0, (len(new), streams.batch))).flatten(0, 1)
             keep_shared = len(new) < len(waiting)
             kept = pre if keep_shared else pre[streams.batch :]
             pre = branched if kept.shape[0] == 0 else torch.cat([kept, branched])
@@ -325,18 +328,21 @@ class AdapterEncoder(nn.Module):
     def _deltas(
         self, tasks: list[str], key: str, view: _SiteView, stream_index: list[int]
     ) -> torch.Tensor:
-        """Terms ``(N, B, S, d)`` of ``tasks`` reading streams ``stream_index``.
+        """Terms of ``tasks`` reading streams ``stream_index``, task-major: ``(N * B, S, d)``.
 
-        Same-shaped bottleneck adapters run as one batched op; others one by one.
+        Same-shaped bottleneck adapters run as one batched op; others one by one. One task
+        (the common case) returns its module's term as is, with no copy or reshape.
         """
         modules: list[SiteModule] = [self.task_modules[t][key] for t in tasks]
+        if len(modules) == 1:
+            return modules[0].delta(view.inputs(stream_index[0]))
         signature = modules[0].batch_signature()
-        batchable = signature is not None and len(modules) > 1
-        if batchable and all(m.batch_signature() == signature for m in modules):
-            return batched_bottleneck_delta(modules, view.adapter_input(modules[0], stream_index))
-        deltas = [m.delta(view.inputs(g)) for m, g in zip(modules, stream_index, strict=True)]
-        # One task (the common case) needs a view, not the copy torch.stack would make.
-        return deltas[0].unsqueeze(0) if len(deltas) == 1 else torch.stack(deltas)
+        if signature is not None and all(m.batch_signature() == signature for m in modules):
+            adapter_input = view.adapter_input(modules[0], stream_index)
+            return batched_bottleneck_delta(modules, adapter_input).flatten(0, 1)
+        return torch.cat(
+            [m.delta(view.inputs(g)) for m, g in zip(modules, stream_index, strict=True)]
+        )
 
     def _outputs(self, streams: _Streams, names: list[str]) -> dict[str, torch.Tensor]:
         index = {label: g for g, label in enumerate(streams.labels)}
