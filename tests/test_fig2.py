@@ -89,3 +89,59 @@ def test_seeds_are_averaged_and_counted():
     assert table["standard"].tolist() == pytest.approx([0.7, 0.5])
     assert table["standard_runs"].tolist() == [2, 1]
     assert fig2_tables(scores)["fig2_relative"]["standard"].iloc[1] == pytest.approx(0.5 / 0.7)
+
+
+def _scores(rows: list[tuple[str, str, int, float]], task: str = "glue/mrpc") -> pd.DataFrame:
+    """Score rows ``(variant, metric, n, score)`` of one model and task."""
+    columns = ["variant", "metric", "dropped_layers", "score"]
+    return pd.DataFrame(rows, columns=columns).assign(model="m", task=task)
+
+
+def test_every_logged_metric_gets_rows_and_the_mean_uses_main_metrics_only():
+    # MRPC: F1 (main) hardly moves while accuracy falls; both are reported.
+    scores = _scores(
+        [
+            ("standard", "f1", 0, 0.84),
+            ("standard", "f1", 1, 0.82),
+            ("standard", "accuracy", 0, 0.76),
+            ("standard", "accuracy", 1, 0.38),
+        ]
+    )
+    tables = fig2_tables(scores)
+    assert set(tables["fig2"]["metric"]) == {"f1", "accuracy"}
+    relative = tables["fig2_relative"].set_index(["task", "metric", "dropped_layers"])
+    assert relative.loc[("glue/mrpc", "accuracy", 1), "standard"] == pytest.approx(0.5)
+    assert relative.loc[("mean", "", 1), "standard"] == pytest.approx(0.82 / 0.84)
+
+
+def test_a_metric_some_variant_did_not_log_is_left_out():
+    scores = _scores(
+        [
+            ("standard", "f1", 0, 0.84),
+            ("specialized", "f1", 0, 0.84),
+            ("specialized", "accuracy", 0, 0.76),
+        ]
+    )
+    assert set(fig2_tables(scores)["fig2"]["metric"]) == {"f1"}
+
+
+def test_secondary_metrics_are_read_from_the_depth_sweep():
+    run = pd.Series(
+        {
+            "experiment": "fig2_standard",
+            "path": "x.json",
+            "config.data.task": "glue/mrpc",
+            "config.model.name": "tiny",
+            "metrics.val/f1@n=0": 0.8,
+            "metrics.val/f1@n=1": 0.7,
+            "metrics.val/accuracy@n=0": 0.6,
+            "metrics.val/accuracy@n=1": 0.5,
+        }
+    )
+    scores = fig2_scores(pd.DataFrame([run])).set_index(["metric", "dropped_layers"])["score"]
+    assert scores.to_dict() == {
+        ("f1", 0): 0.8,
+        ("f1", 1): 0.7,
+        ("accuracy", 0): 0.6,
+        ("accuracy", 1): 0.5,
+    }
