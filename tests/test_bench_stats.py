@@ -9,6 +9,7 @@ import pytest
 
 from adapterdrop.bench.stats import (
     HighSpreadWarning,
+    ratio_across_processes,
     ratio_of_medians,
     relative_speeds,
     summarize,
@@ -118,3 +119,34 @@ def test_relative_speeds_against_baseline():
     assert speeds["fast"].low < 2.0 < speeds["fast"].high
     with pytest.raises(KeyError):
         relative_speeds({"a": base}, "missing")
+
+
+def test_ratio_across_processes_is_the_median_of_per_process_ratios():
+    rng = np.random.default_rng(0)
+    base = [rng.normal(1.0, 0.01, 60) for _ in range(3)]
+    # three processes whose layouts bias the ratio to 1.00, 1.05 and 1.20
+    numerators = [b * factor for b, factor in zip(base, (1.0, 1.05, 1.2), strict=True)]
+    result = ratio_across_processes(numerators, base)
+    assert result.ratio == pytest.approx(1.05)
+    assert result.low <= 1.02 and result.high >= 1.1  # the processes disagree: a wide CI
+
+
+def test_ratio_across_one_process_matches_its_ratio_of_medians():
+    rng = np.random.default_rng(1)
+    num, den = rng.normal(2.0, 0.05, 80), rng.normal(1.0, 0.05, 80)
+    across = ratio_across_processes([num], [den])
+    assert across.ratio == pytest.approx(ratio_of_medians(num, den).ratio)
+    assert across.low < across.ratio < across.high
+
+
+@pytest.mark.parametrize(
+    "numerators, denominators, message",
+    [
+        ([], [], "same number"),
+        ([[1.0]], [[1.0], [1.0]], "same number"),
+        ([[1.0, 2.0]], [[1.0]], "equal lengths"),
+    ],
+)
+def test_ratio_across_processes_refuses_mismatched_input(numerators, denominators, message):
+    with pytest.raises(ValueError, match=message):
+        ratio_across_processes(numerators, denominators)

@@ -12,7 +12,14 @@ from conftest import bench_cfg
 
 
 def tiny(tmp_path, *extra: str) -> dict:
-    return bench_cfg(tmp_path, "table1", "bench.seq_len=[8]", "bench.batch_size=[1,2]", *extra)
+    return bench_cfg(
+        tmp_path,
+        "table1",
+        "bench.seq_len=[8]",
+        "bench.batch_size=[1,2]",
+        "bench.inference_processes=1",
+        *extra,
+    )
 
 
 @pytest.mark.filterwarnings("ignore::adapterdrop.bench.stats.HighSpreadWarning")
@@ -51,8 +58,34 @@ def test_table1_runs_end_to_end(tmp_path):
         ("bench.seq_len=[1024]", "seq_len"),
         ("bench.batch_size=[0]", "batch_size"),
         ("bench.reduction_factor=0", "reduction_factor"),
+        ("bench.inference_processes=0", "inference_processes"),
     ],
 )
 def test_bad_grids_fail_before_any_model(tmp_path, override, message):
     with pytest.raises(ValueError, match=message):
         table1.points(tiny(tmp_path, override))
+
+
+@pytest.mark.filterwarnings("ignore::adapterdrop.bench.stats.HighSpreadWarning")
+def test_inference_cells_can_be_measured_in_several_fresh_processes(tmp_path):
+    cfg = tiny(
+        tmp_path,
+        "bench.phases=[inference]",
+        "bench.batch_size=[1]",
+        "bench.implementations=[ours]",
+        "bench.inference_processes=2",
+    )
+    summary, _ = run_benchmark(cfg)
+    assert len(summary.measured) == 1 and not summary.failed
+    (path,) = (tmp_path / "raw" / "table1").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["config"]["processes"] == 2 and record["metrics"]["processes"] == 2
+    names = ("full", "ours_pfeiffer", "ours_houlsby")
+    assert set(record["samples"]) == {f"{n}@process={k}" for n in names for k in (0, 1)}
+    pooled = record["metrics"]["full"]["n"]
+    assert pooled == sum(len(record["samples"][f"full@process={k}"]) for k in (0, 1))
+    speed = record["metrics"]["speed"]["ours"]["pfeiffer"]
+    assert speed["low"] <= speed["ratio"] <= speed["high"]
+    cells = (tmp_path / "tables" / "table1.csv").read_text().splitlines()
+    header = cells[0].split(",")
+    assert {row.split(",")[header.index("processes")] for row in cells[1:]} == {"2"}

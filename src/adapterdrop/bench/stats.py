@@ -164,6 +164,57 @@ def ratio_of_medians(
     )
 
 
+def ratio_across_processes(
+    numerators: Sequence[Sequence[float]],
+    denominators: Sequence[Sequence[float]],
+    *,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = DEFAULT_SEED,
+) -> RatioCI:
+    """Median over fresh processes of each process's paired ratio of medians.
+
+    A process's memory layout (ASLR) can bias a ratio by a few % while that process's own CI
+    stays tight, so several processes measure it (as pyperf runs many worker processes). The
+    interval is a two-level bootstrap: resample processes, then rounds within each, and take
+    the median of the resampled processes' ratios; with few processes it is wide, as it
+    should be.
+    """
+    if len(numerators) != len(denominators) or not numerators:
+        raise ValueError(
+            f"need the same number (>= 1) of processes for both, got {len(numerators)} "
+            f"and {len(denominators)}"
+        )
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    pairs = []
+    for k, (num, den) in enumerate(zip(numerators, denominators, strict=True)):
+        num, den = _as_array(num, f"numerator {k}"), _as_array(den, f"denominator {k}")
+        if num.size != den.size:
+            raise ValueError(f"process {k}: paired samples need equal lengths")
+        pairs.append((num, den))
+    rng = np.random.default_rng(seed)
+    per_resample = np.empty((n_resamples, len(pairs)))
+    for column, pick in enumerate(rng.integers(0, len(pairs), size=(len(pairs), n_resamples))):
+        for row, k in enumerate(pick):
+            num, den = pairs[k]
+            idx = rng.integers(0, num.size, size=num.size)
+            per_resample[row, column] = np.median(num[idx]) / np.median(den[idx])
+    boot = np.median(per_resample, axis=1)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    ratios = [np.median(num) / np.median(den) for num, den in pairs]
+    return RatioCI(
+        ratio=float(np.median(ratios)),
+        low=float(low),
+        high=float(high),
+        confidence=confidence,
+        n_resamples=n_resamples,
+        paired=True,
+        seed=seed,
+    )
+
+
 def relative_speeds(
     samples: Mapping[str, Sequence[float]],
     baseline: str,

@@ -12,14 +12,18 @@ overhead, which should stay within a few percent.
 from __future__ import annotations
 
 import copy
+import multiprocessing
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
-from adapterdrop.bench.stats import ratio_of_medians, summarize
+from adapterdrop.bench.allocator import allocator_settings, retain_freed_memory
+from adapterdrop.bench.stats import ratio_across_processes, ratio_of_medians, summarize
 from adapterdrop.bench.training_step import (
     PHASES,
     adapter_model,
@@ -78,13 +82,21 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         "reduction_factor": bench["reduction_factor"],
         "implementations": implementations,
     }
+    processes = check_processes(bench["inference_processes"])
     return [
         {**common, "seq_len": seq, "batch_size": batch, "phase": phase}
         | {"timing": resolve_timing(cfg, phase)}
+        | ({"processes": processes} if phase == "inference" and processes > 1 else {})
         for seq in bench["seq_len"]
         for batch in bench["batch_size"]
         for phase in phases
     ]
+
+
+def check_processes(processes: Any) -> int:
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ValueError(f"inference_processes must be an int >= 1, got {processes!r}")
+    return processes
 
 
 def _models(point: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,7 +127,8 @@ def _models(point: Mapping[str, Any]) -> dict[str, Any]:
     return _MODELS.get(key, build)
 
 
-def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+def _samples(point: Mapping[str, Any]) -> dict[str, list[float]]:
+    """Time every callable of ``point`` in this process, interleaved."""
     device = resolve_device(point["device"])
     models = _models(point)
     model, full = models["model"], models["full"]
@@ -160,19 +173,73 @@ def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float
         full,
         *(m for reference, head in hubs.values() for m in (reference.model, head)),
     ]
-    samples = time_phase(callables, modules, point["phase"], device=device, timing=point["timing"])
-    metrics: dict[str, Any] = {name: summarize(s, name=name) for name, s in samples.items()}
+    return time_phase(callables, modules, point["phase"], device=device, timing=point["timing"])
+
+
+def _samples_in_fresh_process(
+    point: Mapping[str, Any], pinned_allocator: bool
+) -> dict[str, list[float]]:
+    """``_samples`` as the only work of a new interpreter (run by a spawned worker)."""
+    if pinned_allocator:
+        retain_freed_memory()
+    torch.set_num_threads(point["threads"])
+    return _samples(point)
+
+
+def _samples_per_process(point: Mapping[str, Any]) -> list[dict[str, list[float]]]:
+    """One sample set per fresh process: each has its own memory layout (see
+    ``ratio_across_processes``), which moved one adapter's overhead by 3 pp between runs."""
+    pinned = bool(allocator_settings().get("pinned_thresholds"))
+    context = multiprocessing.get_context("spawn")
+    runs = []
+    for _ in range(point["processes"]):
+        with ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
+            runs.append(pool.submit(_samples_in_fresh_process, point, pinned).result())
+    return runs
+
+
+def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Relative speeds of one cell; with ``processes`` > 1, the median over fresh processes.
+
+    Samples of process k are stored as ``<callable>@process=<k>``.
+    """
+    if point.get("processes", 1) == 1:
+        runs = [_samples(point)]
+        samples = runs[0]
+    else:
+        runs = _samples_per_process(point)
+        samples = {
+            f"{name}@process={k}": s for k, run in enumerate(runs) for name, s in run.items()
+        }
+    names = list(runs[0])
+    pooled = {name: [t for run in runs for t in run[name]] for name in names}
+    metrics: dict[str, Any] = {name: summarize(s, name=name) for name, s in pooled.items()}
+    metrics["processes"] = len(runs)
+
+    def ratio(numerator: str, denominator: str) -> Any:
+        if len(runs) == 1:
+            return ratio_of_medians(runs[0][numerator], runs[0][denominator])
+        return ratio_across_processes(
+            [run[numerator] for run in runs], [run[denominator] for run in runs]
+        )
+
     speed: dict[str, dict[str, Any]] = {}
-    for name, times in samples.items():
+    for name in names:
         if name != "full":
             impl, method = name.split("_", 1)
-            speed.setdefault(impl, {})[method] = ratio_of_medians(samples["full"], times)
+            speed.setdefault(impl, {})[method] = ratio("full", name)
     metrics["speed"] = speed
     if "ours" in speed and "adapterhub" in speed:
         metrics["adapterhub_over_ours"] = {
-            m: ratio_of_medians(samples[f"adapterhub_{m}"], samples[f"ours_{m}"]) for m in methods
+            m: ratio(f"adapterhub_{m}", f"ours_{m}") for m in point["methods"]
         }
     return metrics, samples
+
+
+def _processes(point: pd.Series) -> int:
+    """How many fresh processes measured the point (1 for results older than the setting)."""
+    processes = point.get("metrics.processes")
+    return 1 if processes is None or pd.isna(processes) else int(processes)
 
 
 def _cells(df: pd.DataFrame) -> pd.DataFrame:
@@ -197,6 +264,7 @@ def _cells(df: pd.DataFrame) -> pd.DataFrame:
                         "relative_speed": speed,
                         "ci_low": point[f"{prefix}.low"],
                         "ci_high": point[f"{prefix}.high"],
+                        "processes": _processes(point),
                         "overhead_%": 100 * (1 / speed - 1)
                         if point["config.phase"] == "inference"
                         else np.nan,
