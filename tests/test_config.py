@@ -120,10 +120,19 @@ def test_bench_grids_give_valid_points(name):
 
 def test_a_phase_entry_adjusts_only_that_phases_budget():
     cfg = composed("bench", ["bench=table1"])
+    budget = cfg["bench"]["timing"]
     by_phase = {p["phase"]: p["timing"] for p in get_experiment("table1").points(cfg)}
-    assert by_phase["inference"]["min_seconds"] == 10.0
-    assert by_phase["training"]["min_seconds"] == 2.0
+    assert by_phase["inference"]["min_seconds"] == budget["inference"]["min_seconds"]
+    assert by_phase["training"]["min_seconds"] == budget["min_seconds"]
+    assert budget["inference"]["min_seconds"] != budget["min_seconds"]
     assert by_phase["inference"]["min_reps"] == by_phase["training"]["min_reps"] == 10
+
+
+def test_only_table1_inference_cells_run_in_several_processes():
+    cfg = composed("bench", ["bench=table1"])
+    processes = {p["phase"]: p.get("processes") for p in get_experiment("table1").points(cfg)}
+    assert processes == {"inference": cfg["bench"]["inference_processes"], "training": None}
+    assert cfg["bench"]["inference_processes"] > 1
 
 
 def test_explicit_timing_beats_the_grid_budget_and_its_paper_preset():
