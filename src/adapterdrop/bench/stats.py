@@ -78,6 +78,23 @@ def _as_array(samples: Sequence[float], what: str) -> np.ndarray:
     return arr
 
 
+def percentile_ci(
+    ratio: float, boot: np.ndarray, *, confidence: float, seed: int, paired: bool = True
+) -> RatioCI:
+    """``ratio`` with the percentile interval of its bootstrap distribution ``boot``."""
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    return RatioCI(
+        ratio=float(ratio),
+        low=float(low),
+        high=float(high),
+        confidence=confidence,
+        n_resamples=int(boot.size),
+        paired=paired,
+        seed=seed,
+    )
+
+
 def summarize(
     samples: Sequence[float],
     *,
@@ -151,17 +168,8 @@ def ratio_of_medians(
     idx_num = rng.integers(0, num.size, size=(n_resamples, num.size))
     idx_den = idx_num if paired else rng.integers(0, den.size, size=(n_resamples, den.size))
     boot = np.median(num[idx_num], axis=1) / np.median(den[idx_den], axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
-    return RatioCI(
-        ratio=float(np.median(num) / np.median(den)),
-        low=float(low),
-        high=float(high),
-        confidence=confidence,
-        n_resamples=n_resamples,
-        paired=paired,
-        seed=seed,
-    )
+    ratio = np.median(num) / np.median(den)
+    return percentile_ci(ratio, boot, confidence=confidence, seed=seed, paired=paired)
 
 
 def ratio_across_processes(
@@ -200,19 +208,8 @@ def ratio_across_processes(
             num, den = pairs[k]
             idx = rng.integers(0, num.size, size=num.size)
             per_resample[row, column] = np.median(num[idx]) / np.median(den[idx])
-    boot = np.median(per_resample, axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
-    ratios = [np.median(num) / np.median(den) for num, den in pairs]
-    return RatioCI(
-        ratio=float(np.median(ratios)),
-        low=float(low),
-        high=float(high),
-        confidence=confidence,
-        n_resamples=n_resamples,
-        paired=True,
-        seed=seed,
-    )
+    ratio = np.median([np.median(num) / np.median(den) for num, den in pairs])
+    return percentile_ci(ratio, np.median(per_resample, axis=1), confidence=confidence, seed=seed)
 
 
 def relative_speeds(

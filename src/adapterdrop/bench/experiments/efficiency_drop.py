@@ -36,7 +36,13 @@ from adapterdrop.bench.experiments.efficiency_common import (
     summaries,
     with_int_columns,
 )
-from adapterdrop.bench.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED, RatioCI
+from adapterdrop.bench.stats import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    RatioCI,
+    percentile_ci,
+)
 from adapterdrop.bench.training_step import (
     adapter_model,
     check_shapes,
@@ -147,17 +153,8 @@ def mean_of_medians_speedup(
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, base.size, size=(n_resamples, base.size))
     boot = np.median(base[idx], axis=1) / np.median(table[:, idx], axis=2).mean(axis=0)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
-    return RatioCI(
-        ratio=float(np.median(base) / np.median(table, axis=1).mean()),
-        low=float(low),
-        high=float(high),
-        confidence=confidence,
-        n_resamples=n_resamples,
-        paired=True,
-        seed=seed,
-    )
+    ratio = np.median(base) / np.median(table, axis=1).mean()
+    return percentile_ci(ratio, boot, confidence=confidence, seed=seed)
 
 
 def measure_robust(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
