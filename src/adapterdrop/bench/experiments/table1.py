@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from adapterdrop.bench.allocator import allocator_settings, retain_freed_memory
-from adapterdrop.bench.stats import ratio_across_processes, ratio_of_medians, summarize
+from adapterdrop.bench.stats import RatioCI, ratio_across_processes, ratio_of_medians, summarize
 from adapterdrop.bench.training_step import (
     PHASES,
     adapter_model,
@@ -216,7 +216,7 @@ def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float
     metrics: dict[str, Any] = {name: summarize(s, name=name) for name, s in pooled.items()}
     metrics["processes"] = len(runs)
 
-    def ratio(numerator: str, denominator: str) -> Any:
+    def ratio(numerator: str, denominator: str) -> RatioCI:
         if len(runs) == 1:
             return ratio_of_medians(runs[0][numerator], runs[0][denominator])
         return ratio_across_processes(
