@@ -21,6 +21,7 @@ TINY = [
     "bench.coda.seq_lens=[16,48]",
     "bench.coda.frozen_target.seq_len=48",
     "bench.multitask.num_tasks=[2,3]",
+    "bench.overheads.inference_processes=1",  # several processes: test_bench_table1
 ]
 
 
@@ -105,6 +106,7 @@ def test_one_study_alone_and_resume(tmp_path):
         ("bench.overheads.phases=[inference,serve]", "bench.overheads.phases"),
         ("+bench.overheads.methods.ft.name=full", "not allowed"),
         ("+bench.overheads.methods.lora.rank=8", "has no option"),
+        ("bench.overheads.inference_processes=0", "bench.overheads.inference_processes"),
         ("bench.multitask.num_tasks=[0]", "num_tasks must be >= 1"),
         ("+bench.adapter.reduction=2", "has no option"),
     ],

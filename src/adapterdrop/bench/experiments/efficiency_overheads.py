@@ -27,10 +27,10 @@ from adapterdrop.bench.experiments.efficiency_common import (
     median,
     new_encoder,
     setting_columns,
-    speeds,
     summaries,
     with_int_columns,
 )
+from adapterdrop.bench.processes import check_processes, pooled, ratio, sample_runs, stored_samples
 from adapterdrop.bench.training_step import (
     PHASES,
     PlainClassifier,
@@ -79,7 +79,12 @@ def overhead_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         "batch_size": bench["batch_size"],
         "seq_len": bench["seq_len"],
     }
-    return [{**common, "phase": phase, "timing": resolve_timing(cfg, phase)} for phase in phases]
+    processes = check_processes(study["inference_processes"], "bench.overheads.inference_processes")
+    return [
+        {**common, "phase": phase, "timing": resolve_timing(cfg, phase)}
+        | ({"processes": processes} if phase == "inference" and processes > 1 else {})
+        for phase in phases
+    ]
 
 
 def _models(point: Mapping[str, Any]) -> tuple[PlainClassifier, dict[str, MultiTaskModel]]:
@@ -127,7 +132,8 @@ def _callable(
     return forward
 
 
-def measure_overheads(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+def _overhead_samples(point: Mapping[str, Any]) -> dict[str, list[float]]:
+    """Time the baseline and every method of ``point`` in this process, interleaved."""
     device, phase = device_of(point), point["phase"]
     plain, models = _models(point)
     vocab = plain.backbone.config.vocab_size
@@ -147,14 +153,22 @@ def measure_overheads(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     for label, model in models.items():
         callables[label] = _callable(model, label, data, point)
     modules = [plain, *models.values()]
-    samples = time_phase(callables, modules, phase, device=device, timing=point["timing"])
-    metrics: dict[str, Any] = summaries(samples)
-    metrics["speed"] = speeds(samples, baseline, callables)
+    return time_phase(callables, modules, phase, device=device, timing=point["timing"])
+
+
+def measure_overheads(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Speeds against the baseline; with ``processes`` > 1, medians over fresh processes."""
+    runs = sample_runs(_overhead_samples, point)
+    baseline = BASELINE[point["phase"]]
+    metrics: dict[str, Any] = summaries(pooled(runs))
+    metrics["processes"] = len(runs)
+    metrics["speed"] = {name: ratio(runs, baseline, name) for name in runs[0]}
+    plain, models = _models(point)
     metrics["params"] = {
         "full": count_parameters(plain.backbone),
         **{label: task_parameter_count(m.encoder, label) for label, m in models.items()},
     }
-    return metrics, samples
+    return metrics, stored_samples(runs)
 
 
 def _method_labels(row: pd.Series) -> list[str]:

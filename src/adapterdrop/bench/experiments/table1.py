@@ -12,18 +12,15 @@ overhead, which should stay within a few percent.
 from __future__ import annotations
 
 import copy
-import multiprocessing
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from adapterdrop.bench.allocator import allocator_settings, retain_freed_memory
-from adapterdrop.bench.stats import RatioCI, ratio_across_processes, ratio_of_medians, summarize
+from adapterdrop.bench.processes import check_processes, pooled, ratio, sample_runs, stored_samples
+from adapterdrop.bench.stats import summarize
 from adapterdrop.bench.training_step import (
     PHASES,
     adapter_model,
@@ -82,7 +79,7 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         "reduction_factor": bench["reduction_factor"],
         "implementations": implementations,
     }
-    processes = check_processes(bench["inference_processes"])
+    processes = check_processes(bench["inference_processes"], "bench.inference_processes")
     return [
         {**common, "seq_len": seq, "batch_size": batch, "phase": phase}
         | {"timing": resolve_timing(cfg, phase)}
@@ -91,12 +88,6 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         for batch in bench["batch_size"]
         for phase in phases
     ]
-
-
-def check_processes(processes: Any) -> int:
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise ValueError(f"inference_processes must be an int >= 1, got {processes!r}")
-    return processes
 
 
 def _models(point: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,64 +167,22 @@ def _samples(point: Mapping[str, Any]) -> dict[str, list[float]]:
     return time_phase(callables, modules, point["phase"], device=device, timing=point["timing"])
 
 
-def _samples_in_fresh_process(
-    point: Mapping[str, Any], pinned_allocator: bool
-) -> dict[str, list[float]]:
-    """``_samples`` as the only work of a new interpreter (run by a spawned worker)."""
-    if pinned_allocator:
-        retain_freed_memory()
-    torch.set_num_threads(point["threads"])
-    return _samples(point)
-
-
-def _samples_per_process(point: Mapping[str, Any]) -> list[dict[str, list[float]]]:
-    """One sample set per fresh process: each has its own memory layout (see
-    ``ratio_across_processes``), which moved one adapter's overhead by 3 pp between runs."""
-    pinned = bool(allocator_settings().get("pinned_thresholds"))
-    context = multiprocessing.get_context("spawn")
-    runs = []
-    for _ in range(point["processes"]):
-        with ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
-            runs.append(pool.submit(_samples_in_fresh_process, point, pinned).result())
-    return runs
-
-
 def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
-    """Relative speeds of one cell; with ``processes`` > 1, the median over fresh processes.
-
-    Samples of process k are stored as ``<callable>@process=<k>``.
-    """
-    if point.get("processes", 1) == 1:
-        runs = [_samples(point)]
-        samples = runs[0]
-    else:
-        runs = _samples_per_process(point)
-        samples = {
-            f"{name}@process={k}": s for k, run in enumerate(runs) for name, s in run.items()
-        }
-    names = list(runs[0])
-    pooled = {name: [t for run in runs for t in run[name]] for name in names}
-    metrics: dict[str, Any] = {name: summarize(s, name=name) for name, s in pooled.items()}
+    """Relative speeds of one cell; with ``processes`` > 1, the median over fresh processes."""
+    runs = sample_runs(_samples, point)
+    metrics: dict[str, Any] = {name: summarize(s, name=name) for name, s in pooled(runs).items()}
     metrics["processes"] = len(runs)
-
-    def ratio(numerator: str, denominator: str) -> RatioCI:
-        if len(runs) == 1:
-            return ratio_of_medians(runs[0][numerator], runs[0][denominator])
-        return ratio_across_processes(
-            [run[numerator] for run in runs], [run[denominator] for run in runs]
-        )
-
     speed: dict[str, dict[str, Any]] = {}
-    for name in names:
+    for name in runs[0]:
         if name != "full":
             impl, method = name.split("_", 1)
-            speed.setdefault(impl, {})[method] = ratio("full", name)
+            speed.setdefault(impl, {})[method] = ratio(runs, "full", name)
     metrics["speed"] = speed
     if "ours" in speed and "adapterhub" in speed:
         metrics["adapterhub_over_ours"] = {
-            m: ratio(f"adapterhub_{m}", f"ours_{m}") for m in point["methods"]
+            m: ratio(runs, f"adapterhub_{m}", f"ours_{m}") for m in point["methods"]
         }
-    return metrics, samples
+    return metrics, stored_samples(runs)
 
 
 def _processes(point: pd.Series) -> int:

@@ -1,0 +1,76 @@
+"""Measure one point in several fresh processes, for effects of a few %.
+
+The memory layout a process gets (ASLR) biases a ratio of two models by a few % while that
+process's own CI stays tight: here five fresh processes of one 60-round A/B put a Pfeiffer
+adapter's inference overhead anywhere from 2.0 to 6.4 %. pyperf runs many worker processes for
+the same reason. A point with ``processes`` > 1 is sampled in that many spawned interpreters,
+one after the other (never concurrently), and its ratios are medians over them
+(:func:`adapterdrop.bench.stats.ratio_across_processes`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import torch
+
+from adapterdrop.bench.allocator import allocator_settings, retain_freed_memory
+from adapterdrop.bench.stats import RatioCI, ratio_across_processes, ratio_of_medians
+
+Samples = dict[str, list[float]]
+#: Times every callable of a point in the calling process; must be a module-level function
+#: (a spawned interpreter imports it by name).
+Sampler = Callable[[Mapping[str, Any]], Samples]
+
+
+def check_processes(processes: Any, what: str) -> int:
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ValueError(f"{what} must be an int >= 1, got {processes!r}")
+    return processes
+
+
+def _in_fresh_process(sampler: Sampler, point: Mapping[str, Any], pinned: bool) -> Samples:
+    """The work of one spawned interpreter: the parent's allocator and thread settings, then
+    the sampler (which builds its models here, in this process's own layout)."""
+    if pinned:
+        retain_freed_memory()
+    torch.set_num_threads(point["threads"])
+    return sampler(point)
+
+
+def sample_runs(sampler: Sampler, point: Mapping[str, Any]) -> list[Samples]:
+    """One sample set per process: in this process when ``point["processes"]`` is 1 or
+    absent, else one per fresh spawned interpreter."""
+    processes = point.get("processes", 1)
+    if processes == 1:
+        return [sampler(point)]
+    pinned = bool(allocator_settings().get("pinned_thresholds"))
+    context = multiprocessing.get_context("spawn")
+    runs = []
+    for _ in range(processes):
+        with ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
+            runs.append(pool.submit(_in_fresh_process, sampler, point, pinned).result())
+    return runs
+
+
+def stored_samples(runs: list[Samples]) -> Samples:
+    """What a result keeps: one process as is, several as ``<callable>@process=<k>``."""
+    if len(runs) == 1:
+        return runs[0]
+    return {f"{name}@process={k}": s for k, run in enumerate(runs) for name, s in run.items()}
+
+
+def pooled(runs: list[Samples]) -> Samples:
+    """Every process's samples per callable, for medians and spread of its time."""
+    return {name: [t for run in runs for t in run[name]] for name in runs[0]}
+
+
+def ratio(runs: list[Samples], numerator: str, denominator: str) -> RatioCI:
+    """``t_numerator / t_denominator``: paired ratio of medians for one process, the median
+    over processes (two-level bootstrap CI) for several."""
+    if len(runs) == 1:
+        return ratio_of_medians(runs[0][numerator], runs[0][denominator])
+    return ratio_across_processes([r[numerator] for r in runs], [r[denominator] for r in runs])
