@@ -6,7 +6,9 @@ frozen: no backbone gradients or optimizer state) and, optionally, the same adap
 AdapterHub run on the same batch, interleaved in one process. Relative speed is
 ``t_full / t_adapter`` (> 1: the adapter is faster) with a paired bootstrap CI. At inference the
 full fine-tuned model is just the plain model, so ``t_adapter / t_full - 1`` is the adapter's
-overhead, which should stay within a few percent.
+overhead, which should stay within a few percent: small enough for one process's memory layout
+to bias it, so inference cells are measured in ``inference_processes`` fresh processes and
+report the median over them (:mod:`adapterdrop.bench.processes`).
 """
 
 from __future__ import annotations
