@@ -32,6 +32,12 @@ def check_processes(processes: Any, what: str) -> int:
     return processes
 
 
+def processes_entry(phase: str, processes: int) -> dict[str, int]:
+    """The point field that asks for several processes: inference points only (training
+    effects are 1.4x and more), and none for one process, so such points keep their ids."""
+    return {"processes": processes} if phase == "inference" and processes > 1 else {}
+
+
 def _in_fresh_process(sampler: Sampler, point: Mapping[str, Any], pinned: bool) -> Samples:
     """The work of one spawned interpreter: the parent's allocator and thread settings, then
     the sampler (which builds its models here, in this process's own layout)."""

@@ -75,8 +75,8 @@ def fig2_scores(runs: pd.DataFrame) -> pd.DataFrame:
 def fig2_tables(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """``fig2`` (scores per variant and n) and ``fig2_relative`` (over standard at n = 0).
 
-    A metric that some variant did not log (STS-B's Spearman is logged at every depth only by
-    specialized runs) is left out. The ``mean`` rows of ``fig2_relative`` average each task's
+    A metric that some variant did not log (a standard run trained before the depth sweep
+    logged it, say) is left out. The ``mean`` rows of ``fig2_relative`` average each task's
     main metric only, so a task with two metrics does not count twice.
     """
     grouped = scores.groupby([*KEYS, "variant"])["score"]

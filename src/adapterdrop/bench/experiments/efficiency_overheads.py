@@ -30,7 +30,14 @@ from adapterdrop.bench.experiments.efficiency_common import (
     summaries,
     with_int_columns,
 )
-from adapterdrop.bench.processes import check_processes, pooled, ratio, sample_runs, stored_samples
+from adapterdrop.bench.processes import (
+    check_processes,
+    pooled,
+    processes_entry,
+    ratio,
+    sample_runs,
+    stored_samples,
+)
 from adapterdrop.bench.training_step import (
     PHASES,
     PlainClassifier,
@@ -82,7 +89,7 @@ def overhead_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     processes = check_processes(study["inference_processes"], "bench.overheads.inference_processes")
     return [
         {**common, "phase": phase, "timing": resolve_timing(cfg, phase)}
-        | ({"processes": processes} if phase == "inference" and processes > 1 else {})
+        | processes_entry(phase, processes)
         for phase in phases
     ]
 

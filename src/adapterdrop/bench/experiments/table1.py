@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adapterdrop.bench.processes import check_processes, pooled, ratio, sample_runs, stored_samples
+from adapterdrop.bench.processes import (
+    check_processes,
+    pooled,
+    processes_entry,
+    ratio,
+    sample_runs,
+    stored_samples,
+)
 from adapterdrop.bench.stats import summarize
 from adapterdrop.bench.training_step import (
     PHASES,
@@ -85,7 +92,7 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [
         {**common, "seq_len": seq, "batch_size": batch, "phase": phase}
         | {"timing": resolve_timing(cfg, phase)}
-        | ({"processes": processes} if phase == "inference" and processes > 1 else {})
+        | processes_entry(phase, processes)
         for seq in bench["seq_len"]
         for batch in bench["batch_size"]
         for phase in phases
