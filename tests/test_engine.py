@@ -197,6 +197,25 @@ def test_mixed_method_types_in_one_pass():
     torch.testing.assert_close(out["plain"], hf_forward(enc, ids, mask))
 
 
+@pytest.mark.parametrize("grad_off", [torch.no_grad, torch.inference_mode])
+@pytest.mark.parametrize("tasks", [["p"], ["h"], ["bias"], ["p", "h", "bias"]])
+def test_inference_adds_in_place_with_the_recorded_forwards_numbers(grad_off, tasks):
+    """Without autograd the engine adds task terms in place; the outputs stay bit-identical
+    to the graph-recording forward, which adds out of place."""
+    enc = encoder(layers=4)
+    add(enc, "p", seed=1, name="pfeiffer", init="bert")
+    add(enc, "h", seed=2, name="houlsby", init="bert")
+    add(enc, "bias", seed=3, name="adapterbias")
+    ids, mask = batch()
+    dropped = dict(zip(tasks, [0, 1, 2], strict=False))
+    recorded = enc(ids, mask, tasks=tasks, dropped_layers=dropped)
+    assert all(out.requires_grad for out in recorded.values())
+    with grad_off():
+        in_place = enc(ids, mask, tasks=tasks, dropped_layers=dropped)
+    for task in tasks:
+        assert torch.equal(in_place[task], recorded[task]), task
+
+
 def test_batched_adapters_on_a_subset_of_streams():
     """At layer 2's attention site the two Houlsby streams are 0 and 2 of [h1, p, h2]."""
     enc = encoder()
