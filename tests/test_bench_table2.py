@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 import pandas as pd
 import pytest
 
 from adapterdrop.bench.experiments import get_experiment
+from adapterdrop.bench.experiments.table2 import measured_floor
 from adapterdrop.bench.sweep import apply_preset, run_benchmark
 from conftest import bench_cfg
 
 
 def table2_cfg(tmp_path, *extra: str) -> dict:
-    return bench_cfg(tmp_path, "table2", "bench.num_tasks=[2,3]", *extra)
+    # several processes: test_ratios_are_medians_over_fresh_processes
+    return bench_cfg(tmp_path, "table2", "bench.num_tasks=[2,3]", "bench.processes=1", *extra)
 
 
 def test_table2_writes_raw_points_and_tables(tmp_path):
@@ -39,6 +42,35 @@ def test_table2_writes_raw_points_and_tables(tmp_path):
     assert "adapterhub_over_ours_ci_low" in curve and "adapterhub_over_ours_ci_high" in curve
 
 
+@pytest.mark.filterwarnings("ignore::adapterdrop.bench.stats.HighSpreadWarning")
+def test_ratios_are_medians_over_fresh_processes(tmp_path):
+    cfg = table2_cfg(tmp_path, "bench.num_tasks=[2]", "bench.dropped_layers=[0,3]")
+    summary, _ = run_benchmark({**cfg, "bench": {**cfg["bench"], "processes": 2}})
+    assert len(summary.measured) == 1 and not summary.failed
+    (path,) = (tmp_path / "raw" / "table2").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["config"]["processes"] == 2 and record["metrics"]["processes"] == 2
+    names = {f"{i}@n={n}" for i in ("ours", "adapterhub") for n in (0, 3)}
+    names |= {"plain_single", "plain_replicated"}
+    assert set(record["samples"]) == {f"{n}@process={k}" for n in names for k in (0, 1)}
+    samples = record["samples"]
+    n3 = record["metrics"]["per_n"]["3"]
+    ratio = n3["adapterhub_over_ours"]
+    assert ratio["low"] <= ratio["ratio"] <= ratio["high"]
+    median = statistics.median
+    per_process = [
+        median(samples[f"ours@n=3@process={k}"])
+        / measured_floor(
+            3,
+            t_single=median(samples[f"plain_single@process={k}"]),
+            t_replicated=median(samples[f"plain_replicated@process={k}"]),
+            num_layers=cfg["model"]["architecture"]["num_hidden_layers"],
+        )
+        for k in (0, 1)
+    ]
+    assert n3["ours_over_measured_floor"] == pytest.approx(median(per_process))
+
+
 def test_rerun_skips_measured_points_and_force_redoes_them(tmp_path):
     cfg = table2_cfg(tmp_path, "bench.num_tasks=[2]", "bench.dropped_layers=[0,3]")
     first, _ = run_benchmark(cfg)
@@ -55,6 +87,7 @@ def test_rerun_skips_measured_points_and_force_redoes_them(tmp_path):
         ("bench.num_tasks=[0]", "num_tasks must be >= 1"),
         ("bench.implementations=[ours,nope]", "unknown implementation"),
         ("dtype=fp8", "unknown dtype 'fp8'"),
+        ("bench.processes=0", "bench.processes must be an int >= 1"),
     ],
 )
 def test_bad_grid_is_refused_before_any_model_is_built(tmp_path, override, message):

@@ -128,11 +128,15 @@ def test_a_phase_entry_adjusts_only_that_phases_budget():
     assert by_phase["inference"]["min_reps"] == by_phase["training"]["min_reps"] == 10
 
 
-def test_only_table1_inference_cells_run_in_several_processes():
+def test_only_inference_points_run_in_several_processes():
     cfg = composed("bench", ["bench=table1"])
     processes = {p["phase"]: p.get("processes") for p in get_experiment("table1").points(cfg)}
     assert processes == {"inference": cfg["bench"]["inference_processes"], "training": None}
     assert cfg["bench"]["inference_processes"] > 1
+    cfg = composed("bench", ["bench=table2"])
+    assert cfg["bench"]["processes"] > 1
+    points = get_experiment("table2").points(cfg)
+    assert {p["processes"] for p in points} == {cfg["bench"]["processes"]}
 
 
 def test_explicit_timing_beats_the_grid_budget_and_its_paper_preset():

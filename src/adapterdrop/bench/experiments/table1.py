@@ -25,6 +25,7 @@ from adapterdrop.bench.processes import (
     check_processes,
     pooled,
     processes_entry,
+    processes_measured,
     ratio,
     sample_runs,
     stored_samples,
@@ -194,12 +195,6 @@ def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float
     return metrics, stored_samples(runs)
 
 
-def _processes(point: pd.Series) -> int:
-    """How many fresh processes measured the point (1 for results older than the setting)."""
-    processes = point.get("metrics.processes")
-    return 1 if processes is None or pd.isna(processes) else int(processes)
-
-
 def _cells(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (phase, seq_len, batch_size, implementation, method)."""
     rows = []
@@ -222,7 +217,7 @@ def _cells(df: pd.DataFrame) -> pd.DataFrame:
                         "relative_speed": speed,
                         "ci_low": point[f"{prefix}.low"],
                         "ci_high": point[f"{prefix}.high"],
-                        "processes": _processes(point),
+                        "processes": processes_measured(point),
                         "overhead_%": 100 * (1 / speed - 1)
                         if point["config.phase"] == "inference"
                         else np.nan,

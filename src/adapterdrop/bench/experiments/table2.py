@@ -5,6 +5,10 @@ same batch at every number n of dropped layers, and the plain backbone runs on B
 all interleaved in the same rounds of one process. A slow spell of the machine thus hits every
 n alike instead of bending the t(n) curve. The per-layer speed-up is read off a least-squares fit
 of t(n) = alpha + beta * (n + (L - n) * T) over all n; the raw curve is kept in the CSV.
+
+The ratios beside the curve (AdapterHub over ours, ours over the floors) are effects of a few %,
+which a process's memory layout moves by about as much: with ``bench.processes`` > 1 each T is
+measured in that many fresh processes and each ratio is the median of the per-process ratios.
 """
 
 from __future__ import annotations
@@ -13,10 +17,22 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from adapterdrop.bench.costmodel import fit_cost_model, ideal_per_layer_speedup, replication_floor
-from adapterdrop.bench.stats import ratio_of_medians, summarize
+from adapterdrop.bench.processes import (
+    Samples,
+    check_processes,
+    pooled,
+    process_medians,
+    processes_entry,
+    processes_measured,
+    ratio,
+    sample_runs,
+    stored_samples,
+)
+from adapterdrop.bench.stats import summarize
 from adapterdrop.bench.timer import measure_interleaved
 from adapterdrop.bench.training_step import inference_call
 from adapterdrop.bench.workloads import (
@@ -49,6 +65,7 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
             )
     for t in bench["num_tasks"]:
         task_names(t)
+    processes = check_processes(bench["processes"], "bench.processes")
     common = {
         **point_settings(cfg),
         "method": dict(bench["method"]),
@@ -58,7 +75,10 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         "cast_weights": bench["cast_weights"],
         "dropped_layers": sorted(set(dropped)),
     }
-    return [{**common, "num_tasks": t} for t in bench["num_tasks"]]
+    return [
+        {**common, "num_tasks": t} | processes_entry("inference", processes)
+        for t in bench["num_tasks"]
+    ]
 
 
 def _models(point: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -120,41 +140,65 @@ def _callables(point: Mapping[str, Any], encoder: Any, reference: Any) -> dict[s
     return callables
 
 
-def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
-    """Every n of one T in the same interleaved rounds, so drift cannot bend the t(n) curve."""
-    device = resolve_device(point["device"])
+def _samples(point: Mapping[str, Any]) -> Samples:
+    """Every callable of one T in the same interleaved rounds of this process."""
     encoder, reference = _models(point)
-    samples = measure_interleaved(
+    return measure_interleaved(
         _callables(point, encoder, reference),
-        device=device,
+        device=resolve_device(point["device"]),
         inference_mode=True,
         **point["timing"],
     )
-    stats = {name: summarize(s, name=name) for name, s in samples.items()}
-    t_single = stats["plain_single"].median
-    t_replicated = stats["plain_replicated"].median
-    layers = point["model"]["architecture"]["num_hidden_layers"]
+
+
+def _floors(n: int, t: Mapping[str, float], *, layers: int, tasks: int) -> dict[str, float]:
+    """Both floors at ``n`` from one set of median times ``t`` (by callable name)."""
+    single, replicated = t["plain_single"], t["plain_replicated"]
+    return {
+        "floor": replication_floor(
+            n, t_plain_replicated=replicated, num_layers=layers, num_tasks=tasks
+        ),
+        "measured_floor": measured_floor(
+            n, t_single=single, t_replicated=replicated, num_layers=layers
+        ),
+    }
+
+
+def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Every n of one T in the same rounds, so drift cannot bend the t(n) curve; with
+    ``processes`` > 1, the ratios are medians over fresh processes."""
+    runs = sample_runs(_samples, point)
+    stats = {name: summarize(s, name=name) for name, s in pooled(runs).items()}
+    shape = {
+        "layers": point["model"]["architecture"]["num_hidden_layers"],
+        "tasks": point["num_tasks"],
+    }
+    medians = {name: summary.median for name, summary in stats.items()}
+    each = process_medians(runs)
     per_n: dict[str, dict[str, Any]] = {}
     for n in point["dropped_layers"]:
+        ours, hub = f"ours@n={n}", f"adapterhub@n={n}"
         entry: dict[str, Any] = {
             impl: stats[f"{impl}@n={n}"] for impl in IMPLEMENTATIONS if f"{impl}@n={n}" in stats
         }
-        entry["floor"] = replication_floor(
-            n, t_plain_replicated=t_replicated, num_layers=layers, num_tasks=point["num_tasks"]
-        )
-        entry["measured_floor"] = measured_floor(
-            n, t_single=t_single, t_replicated=t_replicated, num_layers=layers
-        )
-        if "ours" in entry:
-            entry["ours_over_floor"] = entry["ours"].median / entry["floor"]
-            entry["ours_over_measured_floor"] = entry["ours"].median / entry["measured_floor"]
-            if "adapterhub" in entry:
-                entry["adapterhub_over_ours"] = ratio_of_medians(
-                    samples[f"adapterhub@n={n}"], samples[f"ours@n={n}"]
-                )
+        entry.update(_floors(n, medians, **shape))
+        if ours in stats:
+            for floor in ("floor", "measured_floor"):
+                over = [t[ours] / _floors(n, t, **shape)[floor] for t in each]
+                entry[f"ours_over_{floor}"] = float(np.median(over))
+            if hub in stats:
+                entry["adapterhub_over_ours"] = ratio(runs, hub, ours)
         per_n[str(n)] = entry
-    metrics = {"plain_single": stats["plain_single"], "plain_replicated": stats["plain_replicated"]}
-    return {**metrics, "per_n": per_n}, samples
+    # The plain backbone on B rows against the cost-model floor at n = L-1 (t(T*B) / T): a
+    # bound no implementation beats at large n, where it runs nearly every layer on B rows.
+    bound = [shape["tasks"] * t["plain_single"] / t["plain_replicated"] for t in each]
+    metrics = {
+        "plain_single": stats["plain_single"],
+        "plain_replicated": stats["plain_replicated"],
+        "plain_single_over_floor": float(np.median(bound)),
+        "processes": len(runs),
+    }
+    return {**metrics, "per_n": per_n}, stored_samples(runs)
 
 
 #: Curve columns: metric path under ``metrics.per_n.<n>.`` -> column name.
@@ -187,14 +231,28 @@ def _curve(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["num_tasks", "dropped_layers"], ignore_index=True)
 
 
+def _plain_single_over_floor(point: pd.Series) -> float:
+    """``T * t_plain(B) / t_plain(T*B)``; from the medians for results older than the metric."""
+    stored = point.get("metrics.plain_single_over_floor")
+    if stored is not None and pd.notna(stored):
+        return float(stored)
+    single, replicated = (
+        point["metrics.plain_single.median"],
+        point["metrics.plain_replicated.median"],
+    )
+    return int(point["config.num_tasks"]) * single / replicated
+
+
 def tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     """``table2``: per-layer speed-up per T (ours, AdapterHub, paper, ideal);
     ``table2_curve``: the measured t(n) with ratios, one row per (T, n)."""
     layers = cfg["model"]["architecture"]["num_hidden_layers"]
     curve = _curve(df)
     rows = []
+    processes = {int(p["config.num_tasks"]): processes_measured(p) for _, p in df.iterrows()}
+    bound = {int(p["config.num_tasks"]): _plain_single_over_floor(p) for _, p in df.iterrows()}
     for t, group in curve.groupby("num_tasks"):
-        row: dict[str, Any] = {"num_tasks": int(t)}
+        row: dict[str, Any] = {"num_tasks": int(t), "processes": processes[int(t)]}
         for impl in IMPLEMENTATIONS:
             if f"{impl}_s" not in group or group[f"{impl}_s"].isna().all():
                 continue
@@ -221,5 +279,6 @@ def tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
         for column in ("ours_over_floor", "ours_over_measured_floor"):
             if column in group:
                 row[f"{column}_max"] = group[column].max()
+        row["plain_single_over_floor"] = bound[int(t)]
         rows.append(row)
     return {"table2": pd.DataFrame(rows), "table2_curve": curve}
