@@ -183,8 +183,9 @@ def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float
         }
         entry.update(_floors(n, medians, **shape))
         if ours in stats:
+            floors = [_floors(n, t, **shape) for t in each]
             for floor in ("floor", "measured_floor"):
-                over = [t[ours] / _floors(n, t, **shape)[floor] for t in each]
+                over = [t[ours] / f[floor] for t, f in zip(each, floors, strict=True)]
                 entry[f"ours_over_{floor}"] = float(np.median(over))
             if hub in stats:
                 entry["adapterhub_over_ours"] = ratio(runs, hub, ours)
@@ -231,28 +232,16 @@ def _curve(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["num_tasks", "dropped_layers"], ignore_index=True)
 
 
-def _plain_single_over_floor(point: pd.Series) -> float:
-    """``T * t_plain(B) / t_plain(T*B)``; from the medians for results older than the metric."""
-    stored = point.get("metrics.plain_single_over_floor")
-    if stored is not None and pd.notna(stored):
-        return float(stored)
-    single, replicated = (
-        point["metrics.plain_single.median"],
-        point["metrics.plain_replicated.median"],
-    )
-    return int(point["config.num_tasks"]) * single / replicated
-
-
 def tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     """``table2``: per-layer speed-up per T (ours, AdapterHub, paper, ideal);
     ``table2_curve``: the measured t(n) with ratios, one row per (T, n)."""
     layers = cfg["model"]["architecture"]["num_hidden_layers"]
     curve = _curve(df)
     rows = []
-    processes = {int(p["config.num_tasks"]): processes_measured(p) for _, p in df.iterrows()}
-    bound = {int(p["config.num_tasks"]): _plain_single_over_floor(p) for _, p in df.iterrows()}
+    by_t = {int(p["config.num_tasks"]): p for _, p in df.iterrows()}
     for t, group in curve.groupby("num_tasks"):
-        row: dict[str, Any] = {"num_tasks": int(t), "processes": processes[int(t)]}
+        point = by_t[int(t)]
+        row: dict[str, Any] = {"num_tasks": int(t), "processes": processes_measured(point)}
         for impl in IMPLEMENTATIONS:
             if f"{impl}_s" not in group or group[f"{impl}_s"].isna().all():
                 continue
@@ -279,6 +268,6 @@ def tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
         for column in ("ours_over_floor", "ours_over_measured_floor"):
             if column in group:
                 row[f"{column}_max"] = group[column].max()
-        row["plain_single_over_floor"] = bound[int(t)]
+        row["plain_single_over_floor"] = point.get("metrics.plain_single_over_floor")
         rows.append(row)
     return {"table2": pd.DataFrame(rows), "table2_curve": curve}
