@@ -48,11 +48,19 @@ def site_norm(layer: nn.Module, site: Site) -> nn.LayerNorm:
 def encoder_mask(
     attention_mask: torch.Tensor | None, dtype: torch.dtype, attn_implementation: str
 ) -> torch.Tensor | None:
-    """Broadcastable ``(B, 1, 1, S)`` mask in the form the attention kernel takes.
+    """Broadcastable ``(B, 1, 1, S)`` mask in the form the attention kernel takes, built on the
+    mask's own device.
 
-    ``None`` when nothing is padded, so SDPA can take its fastest path.
+    ``None`` for ``attention_mask=None`` (unpadded input: SDPA's fastest path). A mask is
+    always built from a given one, with one exception: a CPU mask with no padding also gives
+    ``None``. Reading whether any token is padded is free on CPU (no device to wait for) and
+    keeps CPU SDPA on its unmasked kernel; on an accelerator it would make every forward wait
+    for the device, so there the all-ones mask is passed on (same outputs, as every key is
+    kept, though SDPA may pick a masked kernel). Speed runs pass ``None`` when unpadded.
     """
-    if attention_mask is None or bool(attention_mask.all()):
+    if attention_mask is None:
+        return None
+    if attention_mask.device.type == "cpu" and bool(attention_mask.all()):
         return None
     keep = attention_mask[:, None, None, :].bool()
     if attn_implementation == "sdpa":
@@ -83,8 +91,44 @@ class _Streams:
     def slice(self, tensor: torch.Tensor, index: int) -> torch.Tensor:
         return tensor[index * self.batch : (index + 1) * self.batch]
 
-    def rows(self, index: int) -> torch.Tensor:
-        return torch.arange(index * self.batch, (index + 1) * self.batch)
+
+class _DeviceIndex:
+    """Index tensors made on the device they index, once per (device, positions).
+
+    A Python list as an index (``t[[1, 2]]``) or a host ``torch.arange`` moved over would be
+    built on the host and copied to the device in every layer, a copy the host waits for.
+    These are built from ``arange`` runs on the device itself and reused by later layers and
+    passes (a pass needs a handful: one per set of streams that own a site).
+    """
+
+    LIMIT = 256  # distinct index sets kept; more only arise from unusual task mixes
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[torch.device, tuple[int, ...]], torch.Tensor] = {}
+
+    def __call__(self, positions: list[int], device: torch.device) -> torch.Tensor:
+        key = (device, tuple(positions))
+        index = self._cache.get(key)
+        if index is None:
+            if len(self._cache) >= self.LIMIT:
+                self._cache.clear()
+            runs: list[list[int]] = []
+            for p in positions:
+                if runs and p == runs[-1][1]:
+                    runs[-1][1] += 1
+                else:
+                    runs.append([p, p + 1])
+            # A normal tensor even when first built under inference_mode, so a later training
+            # pass may save it for backward (index_add does).
+            with torch.inference_mode(False):
+                parts = [torch.arange(a, b, device=device) for a, b in runs]
+                index = parts[0] if len(parts) == 1 else torch.cat(parts)
+            self._cache[key] = index
+        return index
+
+    def rows(self, streams: list[int], batch: int, device: torch.device) -> torch.Tensor:
+        """Rows of ``streams`` in a ``(G * B, ...)`` stack of streams of ``batch`` rows."""
+        return self([r for g in streams for r in range(g * batch, (g + 1) * batch)], device)
 
 
 class _SiteView:
@@ -96,8 +140,10 @@ class _SiteView:
         projected: torch.Tensor,
         intermediate: torch.Tensor | None,
         norm: nn.LayerNorm,
+        device_index: _DeviceIndex,
     ) -> None:
         self.streams = streams
+        self.device_index = device_index
         self.all = SiteInputs(projected, streams.hidden, norm, intermediate)
         self.norm = norm
         self.pre_norm = self.all.pre_norm
@@ -122,7 +168,9 @@ class _SiteView:
             return adapter.adapter_input(self.inputs(stream_index[0]))
         count = len(self.streams.labels)
         full = adapter.adapter_input(self.all).unflatten(0, (count, self.streams.batch))
-        return full if stream_index == list(range(count)) else full[stream_index]
+        if stream_index == list(range(count)):
+            return full
+        return full.index_select(0, self.device_index(stream_index, full.device))
 
 
 class AdapterEncoder(nn.Module):
@@ -133,6 +181,7 @@ class AdapterEncoder(nn.Module):
         self.backbone = backbone
         self.task_modules = nn.ModuleDict()
         self._mask_cache: dict[int, torch.Tensor | None] = {}
+        self._device_index = _DeviceIndex()
 
     # ----------------------------------------------------------------- structure
     @property
@@ -306,7 +355,9 @@ class AdapterEncoder(nn.Module):
         """Add each stream's task term at this site, branch new tasks off the shared stream,
         and apply the sub-layer's LayerNorm to all streams at once."""
         key = site_key(i, site)
-        view = _SiteView(streams, projected, intermediate, site_norm(layer, site))
+        view = _SiteView(
+            streams, projected, intermediate, site_norm(layer, site), self._device_index
+        )
         pre = view.pre_norm
         labels = streams.labels
 
@@ -321,8 +372,8 @@ class AdapterEncoder(nn.Module):
             if len(owned) == len(labels):
                 pre = _add_term(pre, deltas)
             else:
-                rows = torch.cat([streams.rows(g) for g in owned])
-                pre = pre.index_add(0, rows.to(pre.device), deltas.to(pre.dtype))
+                rows = self._device_index.rows(owned, streams.batch, pre.device)
+                pre = pre.index_add(0, rows, deltas.to(pre.dtype))
         if new:
             shared = streams.slice(pre, 0)
             deltas = self._deltas(new, key, view, [0] * len(new))

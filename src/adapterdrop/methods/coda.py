@@ -131,14 +131,20 @@ def check_token_ratio(token_ratio: float) -> float:
     return token_ratio
 
 
-def token_keep(mask: torch.Tensor | None, batch: int, seq_len: int) -> torch.Tensor:
+def token_keep(
+    mask: torch.Tensor | None,
+    batch: int,
+    seq_len: int,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """``(B, S)`` bool, True for real tokens, from the engine's ``(B, 1, 1, S)`` mask.
 
     The engine passes a bool keep-mask (SDPA), an additive float mask (eager: 0 keeps, the
-    dtype's minimum masks), or ``None`` when nothing is padded.
+    dtype's minimum masks), or ``None`` when nothing is padded; then all tokens are kept, on
+    ``device`` (the hidden states' device, so no host tensor is copied over in every layer).
     """
     if mask is None:
-        return torch.ones(batch, seq_len, dtype=torch.bool)
+        return torch.ones(batch, seq_len, dtype=torch.bool, device=device)
     if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[2] != 1:
         raise ValueError(
             f"CoDA needs a (batch, 1, 1, seq) key mask from the engine, got {tuple(mask.shape)}"
@@ -227,7 +233,7 @@ class CodaLayer(LayerModule):
         self, layer: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> torch.Tensor:
         batch, seq_len, width = hidden.shape
-        routing = self.route(hidden, token_keep(attention_mask, batch, seq_len))
+        routing = self.route(hidden, token_keep(attention_mask, batch, seq_len, hidden.device))
         index = routing.indices
         rows = index[..., None].expand(-1, -1, width)
         selected = hidden.gather(1, rows)

@@ -241,11 +241,12 @@ class FusionLayer(SiteModule):
             # Folded in the weights' own precision: a cache built under a caller's autocast
             # would otherwise be low precision and break a later fp32 call.
             device_type = tensors[0].device.type
-            with (
-                torch.inference_mode(False),
-                torch.no_grad(),
-                torch.autocast(device_type, enabled=False),
-            ):
+            no_autocast = (
+                torch.autocast(device_type, enabled=False)
+                if torch.amp.is_autocast_available(device_type)
+                else contextlib.nullcontext()  # e.g. "meta", where there is no autocast
+            )
+            with torch.inference_mode(False), torch.no_grad(), no_autocast:
                 self._cache = (key, self._compute_fold())
         return self._cache[1]
 
@@ -256,7 +257,6 @@ class FusionLayer(SiteModule):
         key_up = _left(self.key, up_weight)  # K U_k
         key_const = _left(self.key, up_bias) + _bias(self.key, up_bias)[:, None]  # K b_k + bk
         query_bias = _bias(self.query, up_bias)
-        widths = torch.tensor([a.down.out_features for a in adapters], device=up_weight.device)
         eye = torch.eye(len(adapters), dtype=up_weight.dtype, device=up_weight.device)
         residual_weight = residual_bias = None
         if self.residual_before:
@@ -275,10 +275,20 @@ class FusionLayer(SiteModule):
             ).T,
             key_bias=torch.cat([key_up.T @ query_bias, query_bias @ key_const]),
             value_weight=torch.cat([_left(self.value, up_weight), _left(self.value, up_bias)], 1),
-            segments=torch.repeat_interleave(eye, widths, dim=0),
+            segments=_segments(eye, [a.down.out_features for a in adapters]),
             residual_weight=residual_weight,
             residual_bias=residual_bias,
         )
+
+
+def _segments(eye: torch.Tensor, widths: list[int]) -> torch.Tensor:
+    """``(R, K)``: row ``j`` is ``eye[k]`` for each bottleneck unit ``j`` of adapter ``k``.
+
+    ``eye.repeat_interleave(widths, dim=0)`` from Python ints: a tensor of widths would be
+    made on the host and copied over, and tensor repeats make the host wait for the device
+    to learn the output size, in every layer of every training forward.
+    """
+    return torch.cat([eye[k : k + 1].expand(width, -1) for k, width in enumerate(widths)])
 
 
 def _check_fusable(
@@ -378,13 +388,17 @@ class FusionActivations:
 
 
 class FusionRecorder:
-    """Accumulates each fusion layer's softmax weights over non-padding tokens."""
+    """Accumulates each fusion layer's softmax weights over non-padding tokens.
+
+    Sums and token counts stay on the device while batches run (reading them on the host
+    would make every fusion layer wait for the device); ``table()`` reads them once.
+    """
 
     def __init__(self, layers: dict[int, FusionLayer]) -> None:
         self._layers = layers
         self._mask: torch.Tensor | None = None
         self._sums: dict[int, torch.Tensor] = {}
-        self._counts: dict[int, int] = dict.fromkeys(layers, 0)
+        self._counts: dict[int, torch.Tensor | int] = dict.fromkeys(layers, 0)
 
     def set_mask(self, attention_mask: torch.Tensor | None) -> None:
         self._mask = attention_mask
@@ -400,21 +414,23 @@ class FusionRecorder:
             keep = probs.new_ones(probs.shape[:2], dtype=torch.float64)
         else:
             keep = self._mask.to(device=probs.device, dtype=torch.float64)
-        total = torch.einsum("bsk,bs->k", probs.to(torch.float64), keep).cpu()
+        total = torch.einsum("bsk,bs->k", probs.to(torch.float64), keep)
         self._sums[layer] = self._sums.get(layer, torch.zeros_like(total)) + total
-        self._counts[layer] += int(keep.sum())
+        self._counts[layer] = self._counts[layer] + keep.sum()
 
     def table(self) -> FusionActivations:
         columns: list[str] = []
         for layer in self._layers.values():
             columns += [name for name in layer.names if name not in columns]
         mean = torch.full((len(self._layers), len(columns)), math.nan, dtype=torch.float64)
+        counts = {index: int(count) for index, count in self._counts.items()}
         for row, (index, layer) in enumerate(self._layers.items()):
-            if self._counts[index]:
-                for name, total in zip(layer.names, self._sums[index], strict=True):
-                    mean[row, columns.index(name)] = total / self._counts[index]
+            if counts[index]:
+                sums = self._sums[index].cpu()
+                for name, total in zip(layer.names, sums, strict=True):
+                    mean[row, columns.index(name)] = total / counts[index]
         return FusionActivations(
-            list(self._layers), columns, mean, [self._counts[i] for i in self._layers]
+            list(self._layers), columns, mean, [counts[i] for i in self._layers]
         )
 
 
