@@ -142,13 +142,20 @@ def test_only_inference_points_run_in_several_processes():
 def test_explicit_timing_beats_the_grid_budget_and_its_paper_preset():
     cfg = apply_preset(composed("bench", ["bench=table2", "preset=paper", "timing.min_reps=3"]))
     timing = get_experiment("table2").points(cfg)[0]["timing"]
-    assert timing == {"warmup": 5, "min_reps": 3, "min_seconds": 2.0, "max_reps": 200}
+    assert timing == {
+        "warmup": 5,
+        "warmup_seconds": 1.0,
+        "min_reps": 3,
+        "min_seconds": 2.0,
+        "max_reps": 200,
+    }
 
 
 def test_a_grid_without_a_timing_budget_is_refused():
     cfg = composed("bench", ["bench=table2", "~bench.timing"])
     with pytest.raises(
-        ValueError, match=r"timing \['max_reps', 'min_reps', 'min_seconds', 'warmup'\] unset"
+        ValueError,
+        match=r"timing \['max_reps', 'min_reps', 'min_seconds', 'warmup', 'warmup_seconds'\] unset",
     ):
         get_experiment("table2").points(cfg)
 

@@ -116,6 +116,41 @@ def _nvidia_driver() -> str | None:
     return lines[0].strip() if lines else None
 
 
+@functools.lru_cache(maxsize=1)
+def nvidia_smi_gpus() -> list[str]:
+    """The GPUs ``nvidia-smi -L`` lists (empty without the tool or a driver), whatever torch
+    sees: a CPU-only torch on a GPU machine shows up as GPUs here and none in torch."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "-L"],
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT_S,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.startswith("GPU")]
+
+
+def _cuda_settings() -> dict[str, Any] | None:
+    """TF32 and the scaled-dot-product-attention backends enabled, which decide GPU speed."""
+    if not torch.cuda.is_available():
+        return None
+    cuda = torch.backends.cuda
+    return {
+        "tf32_matmul": cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "sdpa": {
+            "flash": cuda.flash_sdp_enabled(),
+            "mem_efficient": cuda.mem_efficient_sdp_enabled(),
+            "math": cuda.math_sdp_enabled(),
+            "cudnn": getattr(cuda, "cudnn_sdp_enabled", lambda: None)(),
+        },
+    }
+
+
 def _gpus() -> list[dict[str, Any]] | None:
     if not torch.cuda.is_available():
         return None
@@ -202,6 +237,7 @@ def collect_environment(repo_dir: Path | str = _REPO_DIR) -> dict[str, Any]:
     }
     env["env_vars"] = {name: os.environ.get(name) for name in ENV_VARS}
     env["allocator"] = allocator_settings()
+    env["cuda"] = _cuda_settings()
     env["git"] = git_state(repo_dir)
     env["timestamp_utc"] = datetime.now(timezone.utc).isoformat()
     return env

@@ -10,6 +10,7 @@ one after the other (never concurrently), and its ratios are medians over them
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +22,7 @@ import torch
 
 from adapterdrop.bench.allocator import allocator_settings, retain_freed_memory
 from adapterdrop.bench.stats import RatioCI, ratio_across_processes, ratio_of_medians
+from adapterdrop.bench.workloads import ModelCache
 
 Samples = dict[str, list[float]]
 #: Times every callable of a point in the calling process; must be a module-level function
@@ -56,6 +58,9 @@ def sample_runs(sampler: Sampler, point: Mapping[str, Any]) -> list[Samples]:
     if processes == 1:
         return [sampler(point)]
     pinned = bool(allocator_settings().get("pinned_thresholds"))
+    # The children build their own models; the parent's cached ones would only hold memory.
+    ModelCache.clear_all()
+    gc.collect()
     context = multiprocessing.get_context("spawn")
     runs = []
     for _ in range(processes):
@@ -69,6 +74,16 @@ def stored_samples(runs: list[Samples]) -> Samples:
     if len(runs) == 1:
         return runs[0]
     return {f"{name}@process={k}": s for k, run in enumerate(runs) for name, s in run.items()}
+
+
+def peak_memory(runs: list[Samples]) -> dict[str, int | None]:
+    """Each callable's peak memory in bytes, the highest over processes (``None`` if unknown)."""
+    peaks: dict[str, int | None] = {}
+    for run in runs:
+        for name, value in getattr(run, "peak_memory", {}).items():
+            known = [v for v in (peaks.get(name), value) if v is not None]
+            peaks[name] = max(known) if known else None
+    return peaks
 
 
 def pooled(runs: list[Samples]) -> Samples:

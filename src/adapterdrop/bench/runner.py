@@ -20,6 +20,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from adapterdrop.bench.environment import collect_environment
+from adapterdrop.bench.machine import version_changes
 from adapterdrop.results import (
     DEFAULT_RESULTS_ROOT,
     KINDS,
@@ -28,6 +29,8 @@ from adapterdrop.results import (
     is_measured,
     make_result,
     point_id,
+    read_result,
+    result_path,
     write_result,
 )
 
@@ -89,15 +92,18 @@ def run_points(
     progress: bool = True,
     raise_on_error: bool = False,
     environment: Callable[[], Mapping[str, Any]] = collect_environment,
+    remeasure_on_version_change: bool = False,
 ) -> RunSummary:
     """Measure every point of ``experiment`` that has no valid result yet.
 
     ``measure(config)`` returns ``(metrics, samples)``; the environment is collected right
     after it so the timestamp and git state describe the measurement. ``measure`` receives
     the config as plain JSON values (tuples become lists), exactly as it is recorded.
-    ``force`` redoes points that are already measured. An exception in ``measure`` is written as a
-    ``failed`` result and the sweep continues, unless ``raise_on_error`` re-raises it after
-    recording. The progress bar only counts points that need work, so its ETA is honest.
+    ``force`` redoes points that are already measured; ``remeasure_on_version_change`` redoes
+    those measured with other versions of the timed packages (warning which). An exception in
+    ``measure`` is written as a ``failed`` result and the sweep continues, unless
+    ``raise_on_error`` re-raises it after recording. The progress bar only counts points that
+    need work, so its ETA is honest.
     """
     check_experiment_name(experiment)
     if kind not in KINDS:
@@ -106,7 +112,21 @@ def run_points(
     summary = RunSummary()
     pending: list[tuple[str, dict[str, Any]]] = []
     for pid, point in zip(ids, points, strict=True):
-        if not force and is_measured(results_root, experiment, pid):
+        measured = not force and is_measured(results_root, experiment, pid)
+        if measured and remeasure_on_version_change:
+            stored = read_result(result_path(results_root, experiment, pid))["environment"]
+            changes = version_changes(stored)
+            if changes:
+                listing = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changes.items())
+                logger.warning(
+                    "%s/%s was measured with other versions (%s): remeasuring "
+                    "(on_version_change=keep keeps it)",
+                    experiment,
+                    pid,
+                    listing,
+                )
+                measured = False
+        if measured:
             summary.skipped.append(pid)
         else:
             pending.append((pid, json.loads(canonical_json(point))))

@@ -4,38 +4,48 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
 from adapterdrop.bench.allocator import retain_freed_memory
 from adapterdrop.bench.experiments import get_experiment
+from adapterdrop.bench.machine import check_tag, fingerprint
+from adapterdrop.bench.machine import tag as machine_tag
+from adapterdrop.bench.report import build_tables
 from adapterdrop.bench.runner import RunSummary, run_points
-from adapterdrop.bench.workloads import resolve_device
+from adapterdrop.bench.workloads import resolve_device, set_tf32
 from adapterdrop.results import point_id
-from adapterdrop.tables import load_ok_results, write_table
 
 log = logging.getLogger(__name__)
 
 
-PRESETS = ("auto", "cpu", "paper")
+#: Presets every grid has: ``cpu`` (its defaults) and ``auto``; grids add theirs in ``presets``.
+BUILTIN_PRESETS = ("auto", "cpu")
+VERSION_POLICIES = ("remeasure", "keep")
 
 
 def apply_preset(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge the grid's ``presets.paper`` overrides when asked, or by default on CUDA.
+    """Merge the grid's ``presets.<preset>`` overrides; ``auto`` means ``paper`` on CUDA and the
+    CPU defaults elsewhere.
 
     The CPU defaults finish in minutes here; the paper preset restores paper-size settings
     (grid and timing budget) for real hardware. The merged values land in every point's
     recorded config; a timing value given explicitly in ``timing`` still wins over them.
     """
     preset = cfg["preset"]
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+    offered = cfg["bench"].get("presets") or {}
+    choices = (*BUILTIN_PRESETS, *offered)
+    if preset not in choices:
+        raise ValueError(
+            f"unknown preset {preset!r} for bench={cfg['bench']['name']}; "
+            f"choose one of {list(choices)}"
+        )
     if preset == "auto":
         preset = "paper" if resolve_device(cfg["device"]).type == "cuda" else "cpu"
-    overrides = cfg["bench"].get("presets", {}).get(preset, {}) if preset == "paper" else {}
+    overrides = offered.get(preset, {})
     merged = OmegaConf.merge(OmegaConf.create(dict(cfg)), OmegaConf.create(overrides))
     result = OmegaConf.to_container(merged)
     result["bench"].pop("presets", None)
@@ -43,40 +53,58 @@ def apply_preset(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+def resolve_paths(cfg: Mapping[str, Any]) -> dict[str, Path]:
+    """Where this machine's results and tables go: ``<root>/<machine>/{raw,tables}`` unless
+    ``paths.results_root`` / ``paths.tables_root`` name folders of their own."""
+    name = cfg["machine"]
+    if name == "auto":
+        device = resolve_device(cfg["device"])
+        name = machine_tag(fingerprint(device, torch.get_num_threads()))
+    machine_dir = Path(cfg["paths"]["root"]) / check_tag(name)
+    paths = cfg["paths"]
+    return {
+        "results_root": Path(paths["results_root"] or machine_dir / "raw"),
+        "tables_root": Path(paths["tables_root"] or machine_dir / "tables"),
+    }
+
+
 def run_benchmark(cfg: Mapping[str, Any]) -> tuple[RunSummary, dict[str, str]]:
-    """Measure ``cfg.bench`` and return the run summary and each table as markdown.
+    """Measure ``cfg.bench`` on this machine and return the run summary and each table as
+    markdown.
 
-    With ``measure`` false nothing is timed: the tables are rebuilt from ``results/raw``.
-
-    Tables use only this grid's points (by config hash), so results of other settings that
-    share ``results/raw/<bench>`` never mix into them.
+    With ``measure`` false nothing is timed: the tables are rebuilt from this machine's results.
+    Tables use only this grid's points (by config hash, which holds the machine's fingerprint),
+    so results of other settings or machines never mix into them. The grid's resolved config and
+    point ids are written beside its tables (:mod:`adapterdrop.bench.report` rebuilds every
+    machine's tables from them).
     """
     cfg = apply_preset(cfg)
+    if cfg["on_version_change"] not in VERSION_POLICIES:
+        raise ValueError(
+            f"on_version_change={cfg['on_version_change']!r}; choose one of {VERSION_POLICIES}"
+        )
     if cfg["measure"] and cfg["retain_freed_memory"]:
         retain_freed_memory()
     if cfg["threads"] is not None:
         torch.set_num_threads(int(cfg["threads"]))
+    set_tf32(cfg["tf32"])
+    paths = resolve_paths(cfg)
     name = cfg["bench"]["name"]
     experiment = get_experiment(name)
     points = experiment.points(cfg)
     summary = RunSummary()
     if cfg["measure"]:
+        log.info("%s: results in %s", name, paths["results_root"])
         summary = run_points(
             name,
             points,
             experiment.measure,
-            results_root=cfg["paths"]["results_root"],
+            results_root=paths["results_root"],
             force=cfg["force"],
             progress=cfg["progress"],
+            remeasure_on_version_change=cfg["on_version_change"] == "remeasure",
         )
     log.info("%s: %s", name, summary)
-    df = load_ok_results(cfg["paths"]["results_root"], name)
-    wanted = {point_id(p) for p in points}
-    df = df[df["point_id"].isin(wanted)] if not df.empty else df
-    if df.empty:
-        return summary, {}
-    return summary, {
-        table: write_table(frame, table, tables_root=cfg["paths"]["tables_root"])
-        for table, frame in experiment.tables(df, cfg).items()
-        if isinstance(frame, pd.DataFrame) and not frame.empty
-    }
+    return summary, build_tables(
+        name, cfg, [point_id(p) for p in points], paths["results_root"], paths["tables_root"]
+    )

@@ -4,6 +4,11 @@ Modelled on ``torch.utils.benchmark``: untimed warm-up, then repetitions until b
 minimum count and a minimum total measured time are reached, with a hard cap so a
 mis-sized budget cannot run forever. Every sample is returned in seconds; summary
 statistics live in :mod:`adapterdrop.bench.stats` so that nothing is thrown away here.
+
+A callable may be a :class:`Timed`: its ``setup`` (activating AdapterHub's adapters, switching
+a head, resetting a cache) runs before each of its clocks starts, so only the work is timed,
+for every implementation alike. Each callable's peak memory is read around its first timed call
+(:mod:`adapterdrop.bench.memory`), outside its clock.
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from adapterdrop.bench.memory import peak_memory
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +35,49 @@ Device = str | torch.device | None
 #: time per callable bounds the influence of a single scheduler hiccup; the cap stops
 #: micro-second callables from looping for minutes.
 DEFAULT_WARMUP = 3
+#: Warm-up seconds per callable beyond the warm-up rounds: 0 on CPU; GPUs need about a second
+#: (clocks ramp up, cuBLAS picks its kernels) and their presets ask for it.
+DEFAULT_WARMUP_SECONDS = 0.0
 DEFAULT_MIN_REPS = 10
 DEFAULT_MIN_SECONDS = 1.0
 DEFAULT_MAX_REPS = 10_000
 
 
-def _validate_budget(warmup: int, min_reps: int, min_seconds: float, max_reps: int) -> None:
+@dataclass(frozen=True)
+class Timed:
+    """A callable to time, with an untimed ``setup`` run right before each of its clocks."""
+
+    run: Callable[[], Any]
+    setup: Callable[[], Any] | None = None
+
+    def __call__(self) -> Any:
+        if self.setup is not None:
+            self.setup()
+        return self.run()
+
+
+class Samples(dict[str, list[float]]):
+    """Raw samples in seconds per callable, plus each callable's ``peak_memory`` in bytes
+    (``None`` where the platform cannot tell) from an untimed pass."""
+
+    def __init__(
+        self, samples: Mapping[str, list[float]], peak_memory: Mapping[str, int | None]
+    ) -> None:
+        super().__init__(samples)
+        self.peak_memory = dict(peak_memory)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep ``peak_memory`` when a spawned process sends its samples back.
+        return (Samples, (dict(self), self.peak_memory))
+
+
+def _validate_budget(
+    warmup: int, min_reps: int, min_seconds: float, max_reps: int, warmup_seconds: float = 0.0
+) -> None:
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0, got {warmup}")
+    if warmup_seconds < 0:
+        raise ValueError(f"warmup_seconds must be >= 0, got {warmup_seconds}")
     if min_reps < 1:
         raise ValueError(f"min_reps must be >= 1, got {min_reps}")
     if min_seconds < 0:
@@ -83,14 +126,19 @@ def _synchronize(device: Device) -> None:
         torch.cuda.synchronize(torch.device(device))
 
 
+def _split(fn: Callable[[], Any] | Timed) -> tuple[Callable[[], Any] | None, Callable[[], Any]]:
+    return (fn.setup, fn.run) if isinstance(fn, Timed) else (None, fn)
+
+
 def _grad_context(inference_mode: bool) -> contextlib.AbstractContextManager[Any]:
     return torch.inference_mode() if inference_mode else contextlib.nullcontext()
 
 
 def measure(
-    fn: Callable[[], Any],
+    fn: Callable[[], Any] | Timed,
     *,
     warmup: int = DEFAULT_WARMUP,
+    warmup_seconds: float = DEFAULT_WARMUP_SECONDS,
     min_reps: int = DEFAULT_MIN_REPS,
     min_seconds: float = DEFAULT_MIN_SECONDS,
     max_reps: int = DEFAULT_MAX_REPS,
@@ -107,6 +155,7 @@ def measure(
     samples = measure_interleaved(
         {"fn": fn},
         warmup=warmup,
+        warmup_seconds=warmup_seconds,
         min_reps=min_reps,
         min_seconds=min_seconds,
         max_reps=max_reps,
@@ -117,16 +166,17 @@ def measure(
 
 
 def measure_interleaved(
-    callables: Mapping[str, Callable[[], Any]],
+    callables: Mapping[str, Callable[[], Any] | Timed],
     *,
     warmup: int = DEFAULT_WARMUP,
+    warmup_seconds: float = DEFAULT_WARMUP_SECONDS,
     min_reps: int = DEFAULT_MIN_REPS,
     min_seconds: float = DEFAULT_MIN_SECONDS,
     max_reps: int = DEFAULT_MAX_REPS,
     device: Device = None,
     rotate: bool = True,
     inference_mode: bool = False,
-) -> dict[str, list[float]]:
+) -> Samples:
     """Time several callables in round-robin rounds and return per-name samples.
 
     Interleaving (A B C, A B C, ...) exposes every callable to the same slow drifts
@@ -134,13 +184,16 @@ def measure_interleaved(
     :func:`adapterdrop.bench.stats.ratio_of_medians`. With ``rotate`` the starting callable
     shifts by one each round (A B C, B C A, C A B, ...) so that no callable always follows
     the same neighbour, cancelling order effects such as cache pollution. Warm-up runs
-    ``warmup`` untimed rounds. Rounds continue until every callable has ``min_reps``
-    samples summing to at least ``min_seconds``, or ``max_reps`` rounds have run.
+    ``warmup`` untimed rounds, and more until every callable has warmed up for
+    ``warmup_seconds``. Rounds continue until every callable has ``min_reps`` samples summing
+    to at least ``min_seconds``, or ``max_reps`` rounds have run. A :class:`Timed` callable's
+    ``setup`` runs (and the device is synchronised) before its clock starts, in warm-up too.
     """
     if not callables:
         raise ValueError("measure_interleaved needs at least one callable")
-    _validate_budget(warmup, min_reps, min_seconds, max_reps)
+    _validate_budget(warmup, min_reps, min_seconds, max_reps, warmup_seconds)
     names = list(callables)
+    parts = {name: _split(fn) for name, fn in callables.items()}
     clock = _make_clock(device)
     samples: dict[str, list[float]] = {name: [] for name in names}
     totals = dict.fromkeys(names, 0.0)
@@ -149,18 +202,32 @@ def measure_interleaved(
         shift = round_index % len(names) if rotate else 0
         return names[shift:] + names[:shift]
 
+    def timed(name: str) -> float:
+        setup, run = parts[name]
+        if setup is not None:
+            setup()
+            _synchronize(device)
+        return clock(run)
+
     with _grad_context(inference_mode):
-        for round_index in range(warmup):
+        warmed = dict.fromkeys(names, 0.0)
+        round_index = 0
+        while round_index < warmup or min(warmed.values()) < warmup_seconds:
             for name in order(round_index):
-                callables[name]()
+                warmed[name] += timed(name)
+            round_index += 1
         _synchronize(device)
         # A collection triggered by warm-up garbage would otherwise land in the first samples.
         gc.collect()
 
+        memory: dict[str, int | None] = {}
         rounds = 0
         while rounds < max_reps and (rounds < min_reps or min(totals.values()) < min_seconds):
             for name in order(rounds):
-                elapsed = clock(callables[name])
+                if rounds == 0:  # the peak is reset before and read after the clock
+                    elapsed, memory[name] = peak_memory(lambda name=name: timed(name), device)
+                else:
+                    elapsed = timed(name)
                 samples[name].append(elapsed)
                 totals[name] += elapsed
             rounds += 1
@@ -172,4 +239,4 @@ def measure_interleaved(
             min_seconds,
             min(totals.values()),
         )
-    return samples
+    return Samples(samples, memory)

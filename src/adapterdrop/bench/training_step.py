@@ -23,8 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import PreTrainedModel
 
-from adapterdrop.bench.timer import measure_interleaved
-from adapterdrop.bench.workloads import precision
+from adapterdrop.bench.timer import Samples, Timed, measure_interleaved
+from adapterdrop.bench.workloads import precision, storage_dtype
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.heads import ClassificationHead, MultiTaskModel
 
@@ -65,15 +65,17 @@ def check_shapes(
 
 
 def time_phase(
-    callables: Mapping[str, Step],
+    callables: Mapping[str, Step | Timed],
     modules: Iterable[nn.Module],
     phase: str,
     *,
     device: torch.device,
+    dtype: str,
     timing: Mapping[str, Any],
-) -> dict[str, list[float]]:
-    """Interleave ``callables`` with ``modules`` in train mode (dropout on, autograd) for
-    ``training``, or in eval mode under ``no_grad`` for ``inference``.
+) -> Samples:
+    """Interleave ``callables`` with ``modules`` in train mode (dropout on, autograd, fp32
+    weights under autocast) for ``training``, or in eval mode under ``no_grad`` with the
+    weights stored in ``dtype`` for ``inference`` (:func:`storage_dtype`).
 
     Inference runs under ``no_grad``, not ``inference_mode``: on CPU with autocast, torch 2.13
     runs ``nn.Linear`` on a non-contiguous input (AdapterHub's ``Fuse`` applies its key and value
@@ -81,8 +83,11 @@ def time_phase(
     would turn the comparison into one of that slow path.
     """
     training = check_choices("phase", [phase], PHASES) == ["training"]
+    storage = storage_dtype(dtype, phase)
     for module in modules:
         module.train(training)
+        # In place: an optimizer built on these parameters keeps them.
+        module.to(storage)
     with contextlib.nullcontext() if training else torch.no_grad():
         return measure_interleaved(callables, device=device, **timing)
 
@@ -115,16 +120,6 @@ def adapter_model(
     for task in tasks:
         model.add_head(task, num_labels)
     return model.to(next(encoder.backbone.parameters()).device)
-
-
-def inference_call(forward: Callable[[], Any], *, dtype: str, device: torch.device) -> Step:
-    """``forward`` under the run's autocast precision, as a timed inference callable."""
-
-    def call() -> None:
-        with precision(dtype, device):
-            forward()
-
-    return call
 
 
 def random_labels(batch: int, device: torch.device, seed: int = 0) -> torch.Tensor:

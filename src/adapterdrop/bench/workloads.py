@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from adapterdrop.bench.environment import nvidia_smi_gpus, static_environment
+from adapterdrop.bench.machine import fingerprint, native_bf16
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
 from adapterdrop.models import load_backbone
@@ -22,25 +24,58 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one fails with the reason."""
+    """``auto`` picks CUDA when present; asking for CUDA without one fails with the reason.
+
+    A GPU that ``nvidia-smi`` lists but torch cannot use (a CPU-only torch wheel) fails too,
+    unless ``device=cpu`` says the CPU is meant: timing the CPU by accident is worse than no run.
+    """
     if name not in DEVICES:
         raise ValueError(f"unknown device {name!r}; choose one of {DEVICES}")
+    if name != "cpu" and not torch.cuda.is_available():
+        gpus = nvidia_smi_gpus()
+        if gpus:
+            raise RuntimeError(
+                f"nvidia-smi lists {len(gpus)} GPU(s) ({gpus[0]}) but torch {torch.__version__} "
+                f"has no CUDA (torch.version.cuda={torch.version.cuda}): install a CUDA build "
+                "(make install TORCH_INDEX=... TORCH_SPEC=..., see the README) or pass device=cpu"
+            )
+        if name == "cuda":
+            raise ValueError("device=cuda requested but torch sees no CUDA device; use device=cpu")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda requested but torch sees no CUDA device; use device=cpu")
     return torch.device(name)
 
 
 def check_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
-        raise ValueError(f"unknown dtype {name!r}; choose one of {sorted(DTYPES)}")
+        raise ValueError(f"unknown dtype {name!r}; choose one of {sorted(DTYPES)} or 'auto'")
     return DTYPES[name]
+
+
+def resolve_dtype(name: str, device: torch.device) -> str:
+    """``auto``: what is fast on ``device``. bf16 on a CPU with native bf16 (AMX, avx512_bf16,
+    Arm bf16) and fp32 on other CPUs, where bf16 is emulated (about 9x slower than fp32 on an
+    AVX2 EPYC); on CUDA bf16 where the GPU supports it, else fp16."""
+    if name != "auto":
+        check_dtype(name)
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if native_bf16(static_environment()["cpu"]["flags"]) else "fp32"
+
+
+def set_tf32(enabled: bool) -> None:
+    """TF32 matmuls and convolutions on Ampere+ GPUs (a no-op elsewhere); a point records it."""
+    if not isinstance(enabled, bool):
+        raise ValueError(f"tf32 must be true or false, got {enabled!r}")
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
 
 
 @contextlib.contextmanager
 def precision(dtype: str, device: torch.device) -> Iterator[None]:
-    """Autocast for bf16/fp16 (the paper's GPUs ran mixed precision); nothing for fp32."""
+    """Autocast for bf16/fp16 training steps (the paper's GPUs ran mixed precision); nothing
+    for fp32. Inference stores the weights in ``dtype`` instead (:func:`inference_weights`)."""
     if dtype == "fp32":
         yield
         return
@@ -48,8 +83,16 @@ def precision(dtype: str, device: torch.device) -> Iterator[None]:
         yield
 
 
+def storage_dtype(dtype: str, phase: str) -> torch.dtype:
+    """The dtype weights are stored in for ``phase``: fp32 for training (autocast does the
+    rest, as mixed-precision training keeps fp32 master weights), ``dtype`` for inference, as
+    a deployment stores them; autocast at inference would re-cast every weight on every call,
+    a per-layer constant added to every implementation alike that pulls ratios toward 1."""
+    return check_dtype(dtype) if phase == "inference" else torch.float32
+
+
 #: The budget keys of :func:`adapterdrop.bench.timer.measure_interleaved`.
-TIMING_KEYS = ("warmup", "min_reps", "min_seconds", "max_reps")
+TIMING_KEYS = ("warmup", "warmup_seconds", "min_reps", "min_seconds", "max_reps")
 
 
 def resolve_timing(cfg: Mapping[str, Any], phase: str | None = None) -> dict[str, Any]:
@@ -71,13 +114,20 @@ def resolve_timing(cfg: Mapping[str, Any], phase: str | None = None) -> dict[str
 
 
 def point_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The global settings every benchmark point records, validated before any model exists."""
-    check_dtype(cfg["dtype"])
+    """The global settings every benchmark point records, validated before any model exists.
+
+    Device and dtype are recorded resolved (never ``auto``), with the machine's fingerprint:
+    a point's identity says which hardware and precision its numbers belong to.
+    """
+    device = resolve_device(cfg["device"])
+    threads = torch.get_num_threads()
     return {
         "model": dict(cfg["model"]),
-        "dtype": cfg["dtype"],
-        "device": cfg["device"],
-        "threads": torch.get_num_threads(),
+        "dtype": resolve_dtype(cfg["dtype"], device),
+        "device": device.type,
+        "machine": fingerprint(device, threads),
+        "threads": threads,
+        "tf32": cfg["tf32"],
         "timing": resolve_timing(cfg),
         "seed": cfg["seed"],
     }
@@ -85,11 +135,13 @@ def point_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def random_inputs(
     vocab_size: int, batch: int, seq_len: int, device: torch.device, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids and an all-ones mask: speed depends on shapes, not on the words."""
+) -> tuple[torch.Tensor, None]:
+    """Token ids made on the host once and moved, and no attention mask: speed runs are
+    unpadded, and every implementation then takes its mask-free path (no mask to build or
+    check on the device in each forward)."""
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, vocab_size, (batch, seq_len), generator=generator)
-    return ids.to(device), torch.ones_like(ids)
+    return ids.to(device), None
 
 
 def task_names(count: int) -> list[str]:
@@ -119,12 +171,21 @@ class ModelCache:
     """Keep the last built models: consecutive points of a sweep share their model.
 
     Building bert-base takes seconds and two copies (ours, AdapterHub) use memory, so only
-    the most recent key is kept.
+    the most recent key is kept. :meth:`clear_all` empties every cache (before spawning
+    processes that build their own).
     """
+
+    _instances: ClassVar[list[ModelCache]] = []
 
     def __init__(self) -> None:
         self._key: str | None = None
         self._value: Any = None
+        ModelCache._instances.append(self)
+
+    @classmethod
+    def clear_all(cls) -> None:
+        for cache in cls._instances:
+            cache._key, cache._value = None, None
 
     def get(self, key: str, build: Callable[[], Any]) -> Any:
         if key != self._key:

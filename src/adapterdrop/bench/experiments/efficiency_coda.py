@@ -12,6 +12,7 @@ Per sequence length, one point times on one backbone and one batch, interleaved:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -31,7 +32,7 @@ from adapterdrop.bench.experiments.efficiency_common import (
     with_int_columns,
 )
 from adapterdrop.bench.training_step import check_shapes, time_phase
-from adapterdrop.bench.workloads import precision, random_inputs
+from adapterdrop.bench.workloads import random_inputs, storage_dtype
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods.coda import check_token_ratio, frozen_layer, selected_count
 
@@ -91,24 +92,21 @@ def measure_coda(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[
     ids, mask = random_inputs(
         encoder.backbone.config.vocab_size, point["batch_size"], seq_len, device, point["seed"]
     )
-    with torch.inference_mode(), precision(dtype, device):
+    # Weights in ``dtype`` (as time_phase stores them at inference) before the embeddings.
+    encoder.to(storage_dtype(dtype, "inference"))
+    with torch.inference_mode():
         embedded = encoder.backbone.embeddings(input_ids=ids)
 
     def run(task: str) -> Callable[[], None]:
-        def call() -> None:
-            with precision(dtype, device):
-                encoder(ids, mask, tasks=task)
-
-        return call
+        return partial(encoder, ids, mask, tasks=task)
 
     def frozen(tokens: int) -> Callable[[], None]:
         hidden = embedded[:, :tokens].contiguous()
 
         def call() -> None:
-            with precision(dtype, device):
-                out = hidden
-                for layer in encoder.layers:
-                    out = frozen_layer(layer, out, None)
+            out = hidden
+            for layer in encoder.layers:
+                out = frozen_layer(layer, out, None)
 
         return call
 
@@ -118,7 +116,9 @@ def measure_coda(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[
         callables[f"coda_r{_name(ratio)}"] = run(f"coda_r{_name(ratio)}")
         if ratio != 1:
             callables[f"frozen_r{_name(ratio)}"] = frozen(selected_count(seq_len, ratio))
-    samples = time_phase(callables, [encoder], "inference", device=device, timing=point["timing"])
+    samples = time_phase(
+        callables, [encoder], "inference", device=device, dtype=dtype, timing=point["timing"]
+    )
     coda_names = [f"coda_r{_name(r)}" for r in ratios]
     metrics: dict[str, Any] = summaries(samples)
     metrics["vs_dense"] = speeds(samples, "coda_r1", coda_names)

@@ -130,7 +130,9 @@ def _time_steps(
         )
 
     callables = {name: step(task, n) for name, (task, n) in steps.items()}
-    return time_phase(callables, [model], "training", device=device, timing=point["timing"])
+    return time_phase(
+        callables, [model], "training", device=device, dtype=point["dtype"], timing=point["timing"]
+    )
 
 
 def mean_of_medians_speedup(

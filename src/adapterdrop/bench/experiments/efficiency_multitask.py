@@ -23,6 +23,7 @@ was time to convergence, which these benchmarks do not measure.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -54,7 +55,7 @@ from adapterdrop.bench.training_step import (
     time_phase,
     training_step,
 )
-from adapterdrop.bench.workloads import precision, task_names
+from adapterdrop.bench.workloads import task_names
 from adapterdrop.heads import ClassificationHead, MultiTaskModel
 from adapterdrop.params import count_parameters, task_parameter_count
 
@@ -162,18 +163,11 @@ def _callables(point: Mapping[str, Any], models: Models) -> dict[str, Callable[[
             ),
         }
 
-    def serve(forward: Callable[[], Any]) -> Callable[[], None]:
-        def call() -> None:
-            with precision(dtype, device):
-                forward()
-
-        return call
-
     return {
-        "adapters_parallel": serve(lambda: adapters(ids, mask, tasks=tasks)),
-        "adapter_single": serve(lambda: adapters(ids, mask, tasks=tasks[0])),
-        "full_single": serve(lambda: plain(ids, mask)),
-        "multitask": serve(lambda: multi(ids, mask)),
+        "adapters_parallel": partial(adapters, ids, mask, tasks=tasks),
+        "adapter_single": partial(adapters, ids, mask, tasks=tasks[0]),
+        "full_single": partial(plain, ids, mask),
+        "multitask": partial(multi, ids, mask),
     }
 
 
@@ -185,6 +179,7 @@ def measure_multitask(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
         models,
         point["phase"],
         device=device_of(point),
+        dtype=point["dtype"],
         timing=point["timing"],
     )
     k = point["num_tasks"]

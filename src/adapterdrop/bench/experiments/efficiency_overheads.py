@@ -11,6 +11,7 @@ projections by peft, so it gets a backbone of its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -50,7 +51,7 @@ from adapterdrop.bench.training_step import (
     time_phase,
     training_step,
 )
-from adapterdrop.bench.workloads import precision, resolve_timing
+from adapterdrop.bench.workloads import resolve_timing
 from adapterdrop.heads import MultiTaskModel
 from adapterdrop.params import count_parameters, task_parameter_count
 
@@ -132,11 +133,7 @@ def _callable(
             device=device,
         )
 
-    def forward() -> None:
-        with precision(dtype, device):
-            model(ids, mask, tasks=task)
-
-    return forward
+    return partial(model, ids, mask, tasks=task)
 
 
 def _overhead_samples(point: Mapping[str, Any]) -> dict[str, list[float]]:
@@ -151,16 +148,13 @@ def _overhead_samples(point: Mapping[str, Any]) -> dict[str, list[float]]:
         step = full_training_step(plain, ids, mask, labels, dtype=point["dtype"], device=device)
         callables = {baseline: step}
     else:
-
-        def plain_forward() -> None:
-            with precision(point["dtype"], device):
-                plain(ids, mask)
-
-        callables = {baseline: plain_forward}
+        callables = {baseline: partial(plain, ids, mask)}
     for label, model in models.items():
         callables[label] = _callable(model, label, data, point)
     modules = [plain, *models.values()]
-    return time_phase(callables, modules, phase, device=device, timing=point["timing"])
+    return time_phase(
+        callables, modules, phase, device=device, dtype=point["dtype"], timing=point["timing"]
+    )
 
 
 def measure_overheads(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from adapterdrop.bench.processes import (
     check_processes,
+    peak_memory,
     pooled,
     processes_entry,
     processes_measured,
@@ -31,6 +32,7 @@ from adapterdrop.bench.processes import (
     stored_samples,
 )
 from adapterdrop.bench.stats import summarize
+from adapterdrop.bench.timer import Timed
 from adapterdrop.bench.training_step import (
     PHASES,
     adapter_model,
@@ -40,7 +42,6 @@ from adapterdrop.bench.training_step import (
     check_shapes,
     full_finetuning_model,
     full_training_step,
-    inference_call,
     random_labels,
     time_phase,
 )
@@ -64,6 +65,13 @@ PAPER_SPEED = {"training": (None, 1.6), "inference": (0.94, 0.96)}
 #: The issue's target for one adapter's inference overhead over the plain model.
 TARGET_OVERHEAD = 0.05
 _MODELS = ModelCache()
+#: Headline table and the columns ``make tables`` puts side by side across machines.
+COMPARISON = {
+    "table1": (
+        ["phase", "implementation", "method", "seq_len", "batch_size"],
+        ["relative_speed", "ci_low", "ci_high", "overhead_%"],
+    )
+}
 
 
 def method_config(method: str, reduction_factor: float) -> dict[str, Any]:
@@ -142,7 +150,7 @@ def _samples(point: Mapping[str, Any]) -> dict[str, list[float]]:
         point["seed"],
     )
     dtype, methods = point["dtype"], point["methods"]
-    callables = {}
+    callables: dict[str, Any] = {}
     if point["phase"] == "training":
         labels = random_labels(point["batch_size"], device, point["seed"])
         step = {"dtype": dtype, "device": device}
@@ -153,28 +161,31 @@ def _samples(point: Mapping[str, Any]) -> dict[str, list[float]]:
                     model, method, ids, mask, labels, **step
                 )
         for method, (reference, head) in hubs.items():
-            callables[f"adapterhub_{method}"] = adapterhub_training_step(
-                reference.single_forward(method), reference.model, head, ids, mask, labels, **step
+            hub = reference.single_forward(method)
+            callables[f"adapterhub_{method}"] = Timed(
+                adapterhub_training_step(
+                    hub.forward, reference.model, head, ids, mask, labels, **step
+                ),
+                setup=hub.activate,
             )
     else:
-        infer = partial(inference_call, dtype=dtype, device=device)
-        callables["full"] = infer(lambda: full(ids, mask))
+        callables["full"] = partial(full, ids, mask)
         if "ours" in point["implementations"]:
             for method in methods:
-                callables[f"ours_{method}"] = infer(
-                    lambda method=method: model(ids, mask, tasks=method)
-                )
+                callables[f"ours_{method}"] = partial(model, ids, mask, tasks=method)
         for method, (reference, head) in hubs.items():
             hub = reference.single_forward(method)
-            callables[f"adapterhub_{method}"] = infer(
-                lambda hub=hub, head=head: head(hub(ids, mask))
+            callables[f"adapterhub_{method}"] = Timed(
+                lambda hub=hub, head=head: head(hub.forward(ids, mask)), setup=hub.activate
             )
     modules = [
         model,
         full,
         *(m for reference, head in hubs.values() for m in (reference.model, head)),
     ]
-    return time_phase(callables, modules, point["phase"], device=device, timing=point["timing"])
+    return time_phase(
+        callables, modules, point["phase"], device=device, dtype=dtype, timing=point["timing"]
+    )
 
 
 def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
@@ -182,6 +193,7 @@ def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float
     runs = sample_runs(_samples, point)
     metrics: dict[str, Any] = {name: summarize(s, name=name) for name, s in pooled(runs).items()}
     metrics["processes"] = len(runs)
+    metrics["peak_memory_bytes"] = peak_memory(runs)
     speed: dict[str, dict[str, Any]] = {}
     for name in runs[0]:
         if name != "full":
@@ -214,6 +226,7 @@ def _cells(df: pd.DataFrame) -> pd.DataFrame:
                         "batch_size": int(point["config.batch_size"]),
                         "full_ms": 1e3 * point["metrics.full.median"],
                         "adapter_ms": 1e3 * point[f"metrics.{impl}_{method}.median"],
+                        **_peak_columns(point, f"{impl}_{method}"),
                         "relative_speed": speed,
                         "ci_low": point[f"{prefix}.low"],
                         "ci_high": point[f"{prefix}.high"],
@@ -225,6 +238,16 @@ def _cells(df: pd.DataFrame) -> pd.DataFrame:
                 )
     columns = ["phase", "implementation", "method", "seq_len", "batch_size"]
     return pd.DataFrame(rows).sort_values(columns).reset_index(drop=True)
+
+
+def _peak_columns(point: pd.Series, name: str) -> dict[str, float]:
+    """Peak memory of the full model and the adapter in MiB, where the result has it."""
+    columns = {}
+    for column, callable_name in (("full_peak_mib", "full"), ("adapter_peak_mib", name)):
+        value = point.get(f"metrics.peak_memory_bytes.{callable_name}")
+        if value is not None and pd.notna(value):
+            columns[column] = value / 2**20
+    return columns
 
 
 def _summary(cells: pd.DataFrame) -> pd.DataFrame:

@@ -22,8 +22,8 @@ import pandas as pd
 
 from adapterdrop.bench.costmodel import fit_cost_model, ideal_per_layer_speedup, replication_floor
 from adapterdrop.bench.processes import (
-    Samples,
     check_processes,
+    peak_memory,
     pooled,
     process_medians,
     processes_entry,
@@ -33,14 +33,14 @@ from adapterdrop.bench.processes import (
     stored_samples,
 )
 from adapterdrop.bench.stats import summarize
-from adapterdrop.bench.timer import measure_interleaved
-from adapterdrop.bench.training_step import inference_call
+from adapterdrop.bench.timer import Samples as TimerSamples
+from adapterdrop.bench.timer import Timed, measure_interleaved
 from adapterdrop.bench.workloads import (
     build_encoder,
-    check_dtype,
     point_settings,
     random_inputs,
     resolve_device,
+    storage_dtype,
     task_names,
 )
 
@@ -57,12 +57,7 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         raise ValueError(
             f"unknown implementation(s) {sorted(unknown)}; choose from {IMPLEMENTATIONS}"
         )
-    dropped = range(layers) if bench["dropped_layers"] == "all" else bench["dropped_layers"]
-    for n in dropped:
-        if not 0 <= n < layers:
-            raise ValueError(
-                f"dropped_layers {n} impossible for {layers} layers: use 0..{layers - 1}"
-            )
+    dropped = dropped_layers(bench["dropped_layers"], bench["spread_points"], layers)
     for t in bench["num_tasks"]:
         task_names(t)
     processes = check_processes(bench["processes"], "bench.processes")
@@ -72,13 +67,36 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         "batch_size": bench["batch_size"],
         "seq_len": bench["seq_len"],
         "implementations": list(bench["implementations"]),
-        "cast_weights": bench["cast_weights"],
-        "dropped_layers": sorted(set(dropped)),
+        "dropped_layers": dropped,
     }
     return [
         {**common, "num_tasks": t} | processes_entry("inference", processes)
         for t in bench["num_tasks"]
     ]
+
+
+def dropped_layers(choice: Any, spread_points: int, layers: int) -> list[int]:
+    """The n values of a grid: ``all`` (0..L-1), ``spread`` (``spread_points`` values evenly
+    spread over 0..L-1, both ends included: t(n) is a line, so a few points fit it), or a list.
+    """
+    if choice == "all":
+        return list(range(layers))
+    if choice == "spread":
+        if isinstance(spread_points, bool) or not isinstance(spread_points, int):
+            raise ValueError(f"bench.spread_points must be an int >= 2, got {spread_points!r}")
+        if spread_points < 2:
+            raise ValueError(f"bench.spread_points must be >= 2, got {spread_points}")
+        return sorted({round(v) for v in np.linspace(0, layers - 1, spread_points)})
+    if not isinstance(choice, list | tuple):
+        raise ValueError(
+            f"bench.dropped_layers={choice!r}: use all, spread or a list such as [0, 5, 11]"
+        )
+    for n in choice:
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < layers:
+            raise ValueError(
+                f"dropped_layers {n!r} impossible for {layers} layers: use integers 0..{layers - 1}"
+            )
+    return sorted(set(choice))
 
 
 def _models(point: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -87,8 +105,9 @@ def _models(point: Mapping[str, Any]) -> tuple[Any, Any]:
     encoder = build_encoder(
         point["model"], point["method"], point["num_tasks"], device, point["seed"]
     )
-    if point["cast_weights"]:
-        encoder.to(check_dtype(point["dtype"]))
+    # Inference only: weights stored in ``dtype`` as a deployment would (no autocast, which
+    # would re-cast every weight on every call); AdapterHub copies them in that dtype.
+    encoder.to(storage_dtype(point["dtype"], "inference"))
     reference = None
     if "adapterhub" in point["implementations"]:
         from adapterdrop.reference.adapterhub import build_adapterhub_reference
@@ -110,7 +129,8 @@ def measured_floor(n: int, *, t_single: float, t_replicated: float, num_layers: 
 
 def _callables(point: Mapping[str, Any], encoder: Any, reference: Any) -> dict[str, Any]:
     """``<impl>@n=<k>`` for every n, ours and AdapterHub side by side, then the plain backbone
-    on B and on T*B rows (independent of n, so timed once)."""
+    on B and on T*B rows (independent of n, so timed once). AdapterHub's activation of the
+    setup and skip layers for n is each call's untimed setup: only forwards are timed."""
     device = resolve_device(point["device"])
     tasks = task_names(point["num_tasks"])
     ids, mask = random_inputs(
@@ -120,27 +140,22 @@ def _callables(point: Mapping[str, Any], encoder: Any, reference: Any) -> dict[s
         device,
         point["seed"],
     )
-    # Weights already in ``dtype`` need no autocast (which would re-cast them every call).
-    dtype = "fp32" if point["cast_weights"] else point["dtype"]
-
-    def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], None]:
-        return inference_call(partial(fn, *args, **kwargs), dtype=dtype, device=device)
-
-    callables = {}
+    callables: dict[str, Callable[[], Any] | Timed] = {}
     for n in point["dropped_layers"]:
         if "ours" in point["implementations"]:
-            callables[f"ours@n={n}"] = timed(encoder, ids, mask, tasks=tasks, dropped_layers=n)
+            callables[f"ours@n={n}"] = partial(encoder, ids, mask, tasks=tasks, dropped_layers=n)
         if reference is not None:
-            callables[f"adapterhub@n={n}"] = timed(reference.parallel_forward(tasks, n), ids, mask)
+            hub = reference.parallel_forward(tasks, n)
+            callables[f"adapterhub@n={n}"] = Timed(partial(hub.forward, ids, mask), hub.activate)
     plain = encoder.backbone
-    callables["plain_single"] = timed(plain, input_ids=ids, attention_mask=mask)
-    callables["plain_replicated"] = timed(
-        plain, input_ids=ids.repeat(len(tasks), 1), attention_mask=mask.repeat(len(tasks), 1)
+    callables["plain_single"] = partial(plain, input_ids=ids, attention_mask=mask)
+    callables["plain_replicated"] = partial(
+        plain, input_ids=ids.repeat(len(tasks), 1), attention_mask=mask
     )
     return callables
 
 
-def _samples(point: Mapping[str, Any]) -> Samples:
+def _samples(point: Mapping[str, Any]) -> TimerSamples:
     """Every callable of one T in the same interleaved rounds of this process."""
     encoder, reference = _models(point)
     return measure_interleaved(
@@ -198,6 +213,7 @@ def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float
         "plain_replicated": stats["plain_replicated"],
         "plain_single_over_floor": float(np.median(bound)),
         "processes": len(runs),
+        "peak_memory_bytes": peak_memory(runs),
     }
     return {**metrics, "per_n": per_n}, stored_samples(runs)
 
@@ -216,6 +232,16 @@ CURVE_COLUMNS = {
     "measured_floor": "measured_floor",
     "ours_over_measured_floor": "ours_over_measured_floor",
 }
+#: Peak memory columns of the curve: callable prefix -> column (MiB).
+MEMORY_COLUMNS = {"ours": "ours_peak_mib", "adapterhub": "adapterhub_peak_mib"}
+MIB = 2**20
+#: Headline table and the columns ``make tables`` puts side by side across machines.
+COMPARISON = {
+    "table2": (
+        ["num_tasks"],
+        ["ours_per_layer_%", "adapterhub_per_layer_%", "adapterhub_over_ours_min", "ours_r2"],
+    )
+}
 
 
 def _curve(df: pd.DataFrame) -> pd.DataFrame:
@@ -228,6 +254,10 @@ def _curve(df: pd.DataFrame) -> pd.DataFrame:
                 value = point.get(f"metrics.per_n.{n}.{metric}")
                 if value is not None and pd.notna(value):
                     row[column] = value
+            for impl, column in MEMORY_COLUMNS.items():
+                value = point.get(f"metrics.peak_memory_bytes.{impl}@n={n}")
+                if value is not None and pd.notna(value):
+                    row[column] = value / MIB
             rows.append(row)
     return pd.DataFrame(rows).sort_values(["num_tasks", "dropped_layers"], ignore_index=True)
 
@@ -253,7 +283,7 @@ def tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
             )
             row[f"{impl}_per_layer_%"] = 100 * fit.per_layer_speedup
             row[f"{impl}_r2"] = fit.r_squared
-            if 5 in set(group["dropped_layers"]):
+            if layers > 5:  # the paper's headline: 5 dropped layers (read off the fit)
                 row[f"{impl}_at_n5_%"] = 100 * fit.speedup(5)
         row["paper_per_layer_%"] = 100 * PAPER_PER_LAYER.get(int(t), float("nan"))
         row["ideal_per_layer_%"] = 100 * ideal_per_layer_speedup(

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from adapterdrop.bench.stats import ratio_of_medians, summarize
+from adapterdrop.bench.timer import Timed
 from adapterdrop.bench.training_step import (
     PHASES,
     adapter_model,
@@ -32,7 +33,6 @@ from adapterdrop.bench.training_step import (
     check_shapes,
     full_finetuning_model,
     full_training_step,
-    inference_call,
     random_labels,
     time_phase,
 )
@@ -192,10 +192,14 @@ def _models(point: Mapping[str, Any]) -> dict[str, Any]:
     return _MODELS.get(key, build)
 
 
+def _already_active() -> None:
+    """The setup of a model that only ever runs one AdapterHub configuration."""
+
+
 def _adapterhub_models(model: Any, fusions: list[str]) -> dict[str, tuple[Any, Any, Any]]:
     """AdapterHub copies of each set-up: ``{setup: (model, forward, head)}``, trainable parts
     marked with AdapterHub's own ``train_adapter`` / ``train_adapter_fusion``."""
-    from adapterdrop.reference.adapterhub import build_adapterhub_reference
+    from adapterdrop.reference.adapterhub import HubForward, build_adapterhub_reference
     from adapterdrop.reference.adapterhub_fusion import build_adapterhub_fusion
 
     encoder = model.encoder
@@ -212,10 +216,11 @@ def _adapterhub_models(model: Any, fusions: list[str]) -> dict[str, tuple[Any, A
         hub = build_adapterhub_fusion(encoder, task)
         hub.train_adapter_fusion(hub.adapters_config.active_setup)
 
-        def forward(ids: torch.Tensor, mask: torch.Tensor, hub: Any = hub) -> torch.Tensor:
+        def forward(ids: torch.Tensor, mask: torch.Tensor | None, hub: Any = hub) -> torch.Tensor:
             return hub(input_ids=ids, attention_mask=mask).last_hidden_state
 
-        hubs[task] = (hub, forward, copy.deepcopy(model.heads[task]))
+        # Each fusion has a model of its own, activated once when built: nothing to switch.
+        hubs[task] = (hub, HubForward(_already_active, forward), copy.deepcopy(model.heads[task]))
     return hubs
 
 
@@ -235,7 +240,7 @@ def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float
     training = point["phase"] == "training"
     setups = ["adapter", "fusion"] if training or point["prune_to"] is None else list(SETUPS)
     ours = "ours" in point["implementations"]
-    callables = {}
+    callables: dict[str, Any] = {}
     if training:
         labels = random_labels(point["batch_size"], device, point["seed"])
         step = {"dtype": dtype, "device": device}
@@ -251,25 +256,36 @@ def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float
             if setup in hubs:
                 hub, forward, head = hubs[setup]
                 regularizer = hub.get_fusion_regularization_loss if setup == "fusion" else None
-                callables[f"adapterhub_{setup}"] = adapterhub_training_step(
-                    forward, hub, head, ids, mask, labels, regularizer=regularizer, **step
+                callables[f"adapterhub_{setup}"] = Timed(
+                    adapterhub_training_step(
+                        forward.forward,
+                        hub,
+                        head,
+                        ids,
+                        mask,
+                        labels,
+                        regularizer=regularizer,
+                        **step,
+                    ),
+                    setup=forward.activate,
                 )
     else:
-        infer = partial(inference_call, dtype=dtype, device=device)
-        callables["full"] = infer(lambda: full(ids, mask))
+        callables["full"] = partial(full, ids, mask)
         for setup in setups:
             if ours:
-                callables[f"ours_{setup}"] = infer(
-                    lambda setup=setup: model(ids, mask, tasks=setup)
-                )
+                callables[f"ours_{setup}"] = partial(model, ids, mask, tasks=setup)
             if setup in hubs:
                 _, forward, head = hubs[setup]
-                callables[f"adapterhub_{setup}"] = infer(
-                    lambda forward=forward, head=head: head(forward(ids, mask))
+                callables[f"adapterhub_{setup}"] = Timed(
+                    lambda forward=forward, head=head: head(forward.forward(ids, mask)),
+                    setup=forward.activate,
                 )
     modules = [model, full, *(m for hub, _, head in hubs.values() for m in (hub, head))]
-    samples = time_phase(callables, modules, point["phase"], device=device, timing=point["timing"])
+    samples = time_phase(
+        callables, modules, point["phase"], device=device, dtype=dtype, timing=point["timing"]
+    )
     metrics: dict[str, Any] = {name: summarize(s, name=name) for name, s in samples.items()}
+    metrics["peak_memory_bytes"] = samples.peak_memory
     metrics.update(_ratios(samples, setups))
     if models["kept"] is not None:
         metrics["pruned_kept"] = models["kept"]
