@@ -46,6 +46,13 @@ def load_ok_results(
     return ok
 
 
+def peak_mib(point: pd.Series, callable_name: str) -> float:
+    """A flattened bench result's peak memory of one callable in MiB (NaN where not recorded:
+    older results, or a platform without a probe)."""
+    value = point.get(f"metrics.peak_memory_bytes.{callable_name}")
+    return float("nan") if value is None or pd.isna(value) else value / 2**20
+
+
 def format_estimate(
     value: float, low: float | None = None, high: float | None = None, *, fmt: str = "{:.3f}"
 ) -> str:

@@ -56,6 +56,7 @@ from adapterdrop.bench.workloads import (
 from adapterdrop.methods import build_method
 from adapterdrop.methods.bottleneck import bottleneck_size
 from adapterdrop.results import canonical_json
+from adapterdrop.tables import peak_mib
 
 IMPLEMENTATIONS = ("ours", "adapterhub")
 METHODS = ("pfeiffer", "houlsby")
@@ -242,12 +243,8 @@ def _cells(df: pd.DataFrame) -> pd.DataFrame:
 
 def _peak_columns(point: pd.Series, name: str) -> dict[str, float]:
     """Peak memory of the full model and the adapter in MiB, where the result has it."""
-    columns = {}
-    for column, callable_name in (("full_peak_mib", "full"), ("adapter_peak_mib", name)):
-        value = point.get(f"metrics.peak_memory_bytes.{callable_name}")
-        if value is not None and pd.notna(value):
-            columns[column] = value / 2**20
-    return columns
+    peaks = {"full_peak_mib": peak_mib(point, "full"), "adapter_peak_mib": peak_mib(point, name)}
+    return {column: value for column, value in peaks.items() if pd.notna(value)}
 
 
 def _summary(cells: pd.DataFrame) -> pd.DataFrame:

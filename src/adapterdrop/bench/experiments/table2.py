@@ -43,6 +43,7 @@ from adapterdrop.bench.workloads import (
     storage_dtype,
     task_names,
 )
+from adapterdrop.tables import peak_mib
 
 IMPLEMENTATIONS = ("ours", "adapterhub")
 PAPER_PER_LAYER = {2: 0.043, 4: 0.066, 8: 0.078, 16: 0.084}
@@ -234,7 +235,6 @@ CURVE_COLUMNS = {
 }
 #: Peak memory columns of the curve: callable prefix -> column (MiB).
 MEMORY_COLUMNS = {"ours": "ours_peak_mib", "adapterhub": "adapterhub_peak_mib"}
-MIB = 2**20
 #: Headline table and the columns ``make tables`` puts side by side across machines.
 COMPARISON = {
     "table2": (
@@ -255,9 +255,9 @@ def _curve(df: pd.DataFrame) -> pd.DataFrame:
                 if value is not None and pd.notna(value):
                     row[column] = value
             for impl, column in MEMORY_COLUMNS.items():
-                value = point.get(f"metrics.peak_memory_bytes.{impl}@n={n}")
-                if value is not None and pd.notna(value):
-                    row[column] = value / MIB
+                peak = peak_mib(point, f"{impl}@n={n}")
+                if pd.notna(peak):
+                    row[column] = peak
             rows.append(row)
     return pd.DataFrame(rows).sort_values(["num_tasks", "dropped_layers"], ignore_index=True)
 

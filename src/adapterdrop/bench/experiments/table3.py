@@ -54,10 +54,18 @@ from adapterdrop.methods.fusion import (
     record_fusion_activations,
 )
 from adapterdrop.results import canonical_json
+from adapterdrop.tables import peak_mib
 
 IMPLEMENTATIONS = ("ours", "adapterhub")
 #: Timed set-ups: one adapter, the fusion of K adapters, and that fusion pruned.
 SETUPS = ("adapter", "fusion", "pruned")
+#: Headline table and the columns ``make tables`` puts side by side across machines.
+COMPARISON = {
+    "table3": (
+        ["num_adapters", "source"],
+        ["training_vs_full", "inference_vs_full", "training_vs_adapter", "inference_vs_adapter"],
+    )
+}
 #: AdapterDrop paper, Table 3: K -> (vs full FT training, inference; vs one adapter training,
 #: inference).
 PAPER = {
@@ -360,6 +368,10 @@ def _detail(df: pd.DataFrame) -> pd.DataFrame:
                 "adapter_ms": 1e3 * point[f"metrics.{impl}_adapter.median"],
                 "fusion_ms": 1e3 * point[f"metrics.{impl}_fusion.median"],
             }
+            for setup in ("adapter", "fusion"):
+                peak = peak_mib(point, f"{impl}_{setup}")
+                if pd.notna(peak):
+                    row[f"{setup}_peak_mib"] = peak
             for ratio in ("vs_full", "vs_adapter"):
                 for part, suffix in (("ratio", ""), ("low", "_low"), ("high", "_high")):
                     row[f"{ratio}{suffix}"] = point[f"metrics.{ratio}.{impl}.{part}"]
