@@ -44,6 +44,16 @@ STUDIES = {
         multitask.multitask_points, multitask.measure_multitask, multitask.multitask_tables
     ),
 }
+#: Headline tables and the columns ``make tables`` puts side by side across machines (keyed
+#: without dtype, which machines resolve differently).
+COMPARISON = {
+    "efficiency_overheads": (
+        ["source", "method"],
+        ["training_speed_vs_full", "inference_speed_vs_plain"],
+    ),
+    "efficiency_robust": (["source"], ["robust_speedup"]),
+    "efficiency_coda": (["source", "seq_len", "token_ratio"], ["speed_vs_dense_r1"]),
+}
 
 
 def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
