@@ -16,7 +16,7 @@ import platform
 import socket
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -239,5 +239,5 @@ def collect_environment(repo_dir: Path | str = _REPO_DIR) -> dict[str, Any]:
     env["allocator"] = allocator_settings()
     env["cuda"] = _cuda_settings()
     env["git"] = git_state(repo_dir)
-    env["timestamp_utc"] = datetime.now(timezone.utc).isoformat()
+    env["timestamp_utc"] = datetime.now(UTC).isoformat()
     return env
