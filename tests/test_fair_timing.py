@@ -50,18 +50,24 @@ def test_warmup_lasts_at_least_warmup_seconds_per_callable():
     assert len(calls) - len(samples) >= 10  # about 0.1 s of 10 ms calls before the samples
 
 
-def test_peak_memory_is_recorded_per_callable_outside_the_clock():
+def test_peak_memory_is_recorded_per_callable_in_an_untimed_call():
     size = 50_000_000  # 200 MB of fp32
+    calls = []
 
-    # Small first: RSS is the process's, so memory the allocator keeps after ``big`` would
-    # count for whatever runs next.
+    def big():
+        calls.append("big")
+        torch.ones(size).sum()
+
+    # Big first: memory the allocator keeps mapped after it must not count for the next one.
     samples = measure_interleaved(
-        {"small": lambda: torch.ones(10).sum(), "big": lambda: torch.ones(size).sum()},
-        warmup=0,
+        {"big": big, "small": lambda: torch.ones(10).sum()},
+        warmup=1,
         min_reps=3,
         min_seconds=0.0,
         rotate=False,
+        peak_memory=True,
     )
+    assert len(calls) == 1 + 3 + 1 and len(samples["big"]) == 3
     peaks = samples.peak_memory
     if peaks["big"] is None:
         pytest.skip("no peak-RSS probe on this platform")

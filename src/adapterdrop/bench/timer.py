@@ -7,8 +7,8 @@ statistics live in :mod:`adapterdrop.bench.stats` so that nothing is thrown away
 
 A callable may be a :class:`Timed`: its ``setup`` (activating AdapterHub's adapters, switching
 a head, resetting a cache) runs before each of its clocks starts, so only the work is timed,
-for every implementation alike. Each callable's peak memory is read around its first timed call
-(:mod:`adapterdrop.bench.memory`), outside its clock.
+for every implementation alike. With ``peak_memory`` each callable runs once more after the timed
+rounds, untimed, for its peak memory (:mod:`adapterdrop.bench.memory`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from adapterdrop.bench.memory import peak_memory
+from adapterdrop.bench.memory import peak_memory as measure_peak_memory
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +176,7 @@ def measure_interleaved(
     device: Device = None,
     rotate: bool = True,
     inference_mode: bool = False,
+    peak_memory: bool = False,
 ) -> Samples:
     """Time several callables in round-robin rounds and return per-name samples.
 
@@ -188,6 +189,8 @@ def measure_interleaved(
     ``warmup_seconds``. Rounds continue until every callable has ``min_reps`` samples summing
     to at least ``min_seconds``, or ``max_reps`` rounds have run. A :class:`Timed` callable's
     ``setup`` runs (and the device is synchronised) before its clock starts, in warm-up too.
+    ``peak_memory`` adds one untimed call per callable after the rounds, measuring its peak
+    memory (after them, so that releasing memory for the probe cannot cost a timed call).
     """
     if not callables:
         raise ValueError("measure_interleaved needs at least one callable")
@@ -220,14 +223,10 @@ def measure_interleaved(
         # A collection triggered by warm-up garbage would otherwise land in the first samples.
         gc.collect()
 
-        memory: dict[str, int | None] = {}
         rounds = 0
         while rounds < max_reps and (rounds < min_reps or min(totals.values()) < min_seconds):
             for name in order(rounds):
-                if rounds == 0:  # the peak is reset before and read after the clock
-                    elapsed, memory[name] = peak_memory(lambda name=name: timed(name), device)
-                else:
-                    elapsed = timed(name)
+                elapsed = timed(name)
                 samples[name].append(elapsed)
                 totals[name] += elapsed
             rounds += 1
@@ -239,4 +238,10 @@ def measure_interleaved(
             min_seconds,
             min(totals.values()),
         )
+    memory: dict[str, int | None] = {}
+    if peak_memory:
+        with _grad_context(inference_mode):
+            for name in names:
+                setup, run = parts[name]
+                memory[name] = measure_peak_memory(run, device, setup=setup)
     return Samples(samples, memory)

@@ -89,7 +89,7 @@ def time_phase(
         # In place: an optimizer built on these parameters keeps them.
         module.to(storage)
     with contextlib.nullcontext() if training else torch.no_grad():
-        return measure_interleaved(callables, device=device, **timing)
+        return measure_interleaved(callables, device=device, peak_memory=True, **timing)
 
 
 class PlainClassifier(nn.Module):

@@ -163,6 +163,7 @@ def _samples(point: Mapping[str, Any]) -> TimerSamples:
         _callables(point, encoder, reference),
         device=resolve_device(point["device"]),
         inference_mode=True,
+        peak_memory=True,
         **point["timing"],
     )
 
