@@ -83,7 +83,7 @@ def test_inference_stores_weights_in_the_dtype_and_training_keeps_fp32():
     device = torch.device("cpu")
     time_phase(call, [module], "inference", device=device, dtype="bf16", timing=timing)
     time_phase(call, [module], "training", device=device, dtype="bf16", timing=timing)
-    assert seen == [torch.bfloat16, torch.float32]
+    assert seen == [torch.bfloat16] * 2 + [torch.float32] * 2  # a timed call, a memory probe
 
 
 def _tiny_table2_point(tmp_path, *extra: str) -> dict:
@@ -152,3 +152,17 @@ def test_adapterhub_in_a_table2_point_times_like_adapterhub_alone(tmp_path):
         alone = measure(lambda: hub.forward(ids, mask), warmup=2, min_reps=30, min_seconds=0.2)
     # Fastest calls: the least disturbed by other work on a busy machine.
     assert 0.8 < min(samples[f"adapterhub@n={last}"]) / min(alone) < 1.2
+
+
+@pytest.mark.filterwarnings("ignore::adapterdrop.bench.stats.HighSpreadWarning")
+def test_several_processes_probe_peak_memory_once(tmp_path):
+    cfg = bench_cfg(
+        tmp_path, "table2", "bench.num_tasks=[2]", "bench.dropped_layers=[0,3]", "bench.processes=2"
+    )
+    (point,) = table2.points(apply_preset(cfg))
+    metrics, samples = table2.measure(point)
+    peaks = metrics["peak_memory_bytes"]
+    assert set(peaks) == {name.split("@process=")[0] for name in samples}
+    if any(value is None for value in peaks.values()):
+        pytest.skip("no peak-RSS probe on this platform")
+    assert all(value > 0 for value in peaks.values())

@@ -25,9 +25,10 @@ from adapterdrop.bench.stats import RatioCI, ratio_across_processes, ratio_of_me
 from adapterdrop.bench.workloads import ModelCache
 
 Samples = dict[str, list[float]]
-#: Times every callable of a point in the calling process; must be a module-level function
-#: (a spawned interpreter imports it by name).
-Sampler = Callable[[Mapping[str, Any]], Samples]
+#: Times every callable of a point in the calling process, and with ``peak_memory`` also
+#: probes each one's peak memory; must be a module-level function (a spawned interpreter
+#: imports it by name).
+Sampler = Callable[..., Samples]
 
 
 def check_processes(processes: Any, what: str) -> int:
@@ -42,30 +43,34 @@ def processes_entry(phase: str, processes: int) -> dict[str, int]:
     return {"processes": processes} if phase == "inference" and processes > 1 else {}
 
 
-def _in_fresh_process(sampler: Sampler, point: Mapping[str, Any], pinned: bool) -> Samples:
+def _in_fresh_process(
+    sampler: Sampler, point: Mapping[str, Any], pinned: bool, peak_memory: bool
+) -> Samples:
     """The work of one spawned interpreter: the parent's allocator and thread settings, then
     the sampler (which builds its models here, in this process's own layout)."""
     if pinned:
         retain_freed_memory()
     torch.set_num_threads(point["threads"])
-    return sampler(point)
+    return sampler(point, peak_memory=peak_memory)
 
 
 def sample_runs(sampler: Sampler, point: Mapping[str, Any]) -> list[Samples]:
     """One sample set per process: in this process when ``point["processes"]`` is 1 or
-    absent, else one per fresh spawned interpreter."""
+    absent, else one per fresh spawned interpreter. Peak memory does not move with the layout,
+    so only the first process probes it (an extra untimed round)."""
     processes = point.get("processes", 1)
     if processes == 1:
-        return [sampler(point)]
+        return [sampler(point, peak_memory=True)]
     pinned = bool(allocator_settings().get("pinned_thresholds"))
     # The children build their own models; the parent's cached ones would only hold memory.
     ModelCache.clear_all()
     gc.collect()
     context = multiprocessing.get_context("spawn")
     runs = []
-    for _ in range(processes):
+    for k in range(processes):
         with ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
-            runs.append(pool.submit(_in_fresh_process, sampler, point, pinned).result())
+            run = pool.submit(_in_fresh_process, sampler, point, pinned, k == 0)
+            runs.append(run.result())
     return runs
 
 

@@ -48,11 +48,17 @@ class RunSummary:
     measured: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    #: ``point id -> "Type: message"`` of each failed point.
+    errors: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return (
             f"measured {len(self.measured)}, skipped {len(self.skipped)}, failed {len(self.failed)}"
         )
+
+    def failure_report(self, experiment: str) -> str:
+        """One line per failed point, naming its result file's id and the error."""
+        return "\n".join(f"  {experiment}/{pid}: {self.errors[pid]}" for pid in self.failed)
 
 
 def _check_points(points: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -157,6 +163,7 @@ def run_points(
                 )
                 write_result(record, results_root)
                 summary.failed.append(pid)
+                summary.errors[pid] = f"{type(exc).__name__}: {exc}"
                 logger.error("%s/%s failed: %s: %s", experiment, pid, type(exc).__name__, exc)
                 if raise_on_error:
                     raise

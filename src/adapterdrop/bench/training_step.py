@@ -72,6 +72,7 @@ def time_phase(
     device: torch.device,
     dtype: str,
     timing: Mapping[str, Any],
+    peak_memory: bool = True,
 ) -> Samples:
     """Interleave ``callables`` with ``modules`` in train mode (dropout on, autograd, fp32
     weights under autocast) for ``training``, or in eval mode under ``no_grad`` with the
@@ -89,7 +90,7 @@ def time_phase(
         # In place: an optimizer built on these parameters keeps them.
         module.to(storage)
     with contextlib.nullcontext() if training else torch.no_grad():
-        return measure_interleaved(callables, device=device, peak_memory=True, **timing)
+        return measure_interleaved(callables, device=device, peak_memory=peak_memory, **timing)
 
 
 class PlainClassifier(nn.Module):

@@ -16,6 +16,10 @@ def main(cfg: DictConfig) -> None:
     print(f"{cfg.bench.name}: {summary}")
     for name, markdown in tables.items():
         print(f"\n## {name}\n\n{markdown}")
+    if summary.failed:
+        # After every other point ran and the tables were built: a failed point fails the run.
+        report = summary.failure_report(cfg.bench.name)
+        raise SystemExit(f"{cfg.bench.name}: {len(summary.failed)} point(s) failed:\n{report}")
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def _callable(
     return partial(model, ids, mask, tasks=task)
 
 
-def _overhead_samples(point: Mapping[str, Any]) -> dict[str, list[float]]:
+def _overhead_samples(point: Mapping[str, Any], *, peak_memory: bool) -> dict[str, list[float]]:
     """Time the baseline and every method of ``point`` in this process, interleaved."""
     device, phase = device_of(point), point["phase"]
     plain, models = _models(point)
@@ -153,7 +153,13 @@ def _overhead_samples(point: Mapping[str, Any]) -> dict[str, list[float]]:
         callables[label] = _callable(model, label, data, point)
     modules = [plain, *models.values()]
     return time_phase(
-        callables, modules, phase, device=device, dtype=point["dtype"], timing=point["timing"]
+        callables,
+        modules,
+        phase,
+        device=device,
+        dtype=point["dtype"],
+        timing=point["timing"],
+        peak_memory=peak_memory,
     )
 
 

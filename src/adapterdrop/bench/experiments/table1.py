@@ -137,7 +137,7 @@ def _models(point: Mapping[str, Any]) -> dict[str, Any]:
     return _MODELS.get(key, build)
 
 
-def _samples(point: Mapping[str, Any]) -> dict[str, list[float]]:
+def _samples(point: Mapping[str, Any], *, peak_memory: bool) -> dict[str, list[float]]:
     """Time every callable of ``point`` in this process, interleaved."""
     device = resolve_device(point["device"])
     models = _models(point)
@@ -185,7 +185,13 @@ def _samples(point: Mapping[str, Any]) -> dict[str, list[float]]:
         *(m for reference, head in hubs.values() for m in (reference.model, head)),
     ]
     return time_phase(
-        callables, modules, point["phase"], device=device, dtype=dtype, timing=point["timing"]
+        callables,
+        modules,
+        point["phase"],
+        device=device,
+        dtype=dtype,
+        timing=point["timing"],
+        peak_memory=peak_memory,
     )
 
 

@@ -70,8 +70,18 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         "implementations": list(bench["implementations"]),
         "dropped_layers": dropped,
     }
+    # An explicit timing.min_reps (command line) wins, as over every grid budget.
+    reps = (bench["min_reps_by_tasks"] or {}) if cfg["timing"]["min_reps"] is None else {}
+    unknown_t = sorted(set(reps) - set(bench["num_tasks"]))
+    if unknown_t:
+        raise ValueError(f"bench.min_reps_by_tasks names T {unknown_t} not in num_tasks")
+    for t, count in reps.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"bench.min_reps_by_tasks.{t} must be an int >= 1, got {count!r}")
     return [
-        {**common, "num_tasks": t} | processes_entry("inference", processes)
+        {**common, "num_tasks": t}
+        | ({"timing": {**common["timing"], "min_reps": reps[t]}} if t in reps else {})
+        | processes_entry("inference", processes)
         for t in bench["num_tasks"]
     ]
 
@@ -156,14 +166,14 @@ def _callables(point: Mapping[str, Any], encoder: Any, reference: Any) -> dict[s
     return callables
 
 
-def _samples(point: Mapping[str, Any]) -> TimerSamples:
+def _samples(point: Mapping[str, Any], *, peak_memory: bool) -> TimerSamples:
     """Every callable of one T in the same interleaved rounds of this process."""
     encoder, reference = _models(point)
     return measure_interleaved(
         _callables(point, encoder, reference),
         device=resolve_device(point["device"]),
         inference_mode=True,
-        peak_memory=True,
+        peak_memory=peak_memory,
         **point["timing"],
     )
 
