@@ -22,9 +22,11 @@ import torch
 
 from adapterdrop.bench.allocator import allocator_settings, retain_freed_memory
 from adapterdrop.bench.stats import RatioCI, ratio_across_processes, ratio_of_medians
+from adapterdrop.bench.timer import Samples
 from adapterdrop.bench.workloads import ModelCache
 
-Samples = dict[str, list[float]]
+#: What a result stores and pools: raw samples in seconds per callable name.
+RawSamples = dict[str, list[float]]
 #: Times every callable of a point in the calling process, and with ``peak_memory`` also
 #: probes each one's peak memory; must be a module-level function (a spawned interpreter
 #: imports it by name).
@@ -74,7 +76,7 @@ def sample_runs(sampler: Sampler, point: Mapping[str, Any]) -> list[Samples]:
     return runs
 
 
-def stored_samples(runs: list[Samples]) -> Samples:
+def stored_samples(runs: list[Samples]) -> RawSamples:
     """What a result keeps: one process as is, several as ``<callable>@process=<k>``."""
     if len(runs) == 1:
         return runs[0]
@@ -85,13 +87,13 @@ def peak_memory(runs: list[Samples]) -> dict[str, int | None]:
     """Each callable's peak memory in bytes, the highest over processes (``None`` if unknown)."""
     peaks: dict[str, int | None] = {}
     for run in runs:
-        for name, value in getattr(run, "peak_memory", {}).items():
+        for name, value in run.peak_memory.items():
             known = [v for v in (peaks.get(name), value) if v is not None]
             peaks[name] = max(known) if known else None
     return peaks
 
 
-def pooled(runs: list[Samples]) -> Samples:
+def pooled(runs: list[Samples]) -> RawSamples:
     """Every process's samples per callable, for medians and spread of its time."""
     return {name: [t for run in runs for t in run[name]] for name in runs[0]}
 

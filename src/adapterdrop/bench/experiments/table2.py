@@ -33,8 +33,7 @@ from adapterdrop.bench.processes import (
     stored_samples,
 )
 from adapterdrop.bench.stats import summarize
-from adapterdrop.bench.timer import Samples as TimerSamples
-from adapterdrop.bench.timer import Timed, measure_interleaved
+from adapterdrop.bench.timer import Samples, Timed, measure_interleaved
 from adapterdrop.bench.workloads import (
     build_encoder,
     point_settings,
@@ -166,7 +165,7 @@ def _callables(point: Mapping[str, Any], encoder: Any, reference: Any) -> dict[s
     return callables
 
 
-def _samples(point: Mapping[str, Any], *, peak_memory: bool) -> TimerSamples:
+def _samples(point: Mapping[str, Any], *, peak_memory: bool) -> Samples:
     """Every callable of one T in the same interleaved rounds of this process."""
     encoder, reference = _models(point)
     return measure_interleaved(
