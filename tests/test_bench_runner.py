@@ -10,7 +10,7 @@ import pytest
 from adapterdrop.bench.runner import run_points
 from adapterdrop.bench.stats import summarize
 from adapterdrop.bench.timer import measure
-from adapterdrop.results import load_results, point_id, read_result, result_path
+from adapterdrop.results import ResultsLocked, load_results, point_id, read_result, result_path
 
 POINTS = [{"model": "tiny", "dropped": n} for n in range(4)]
 
@@ -42,7 +42,7 @@ def run(tmp_path, measure_fn, points=POINTS, **kw):
 
 
 def _files(tmp_path):
-    return sorted(p.name for p in (tmp_path / "exp").iterdir())
+    return sorted(p.name for p in (tmp_path / "exp").iterdir() if not p.name.startswith("."))
 
 
 def test_measures_every_point_and_writes_one_file_each(tmp_path):
@@ -88,7 +88,7 @@ def test_failure_is_recorded_and_sweep_continues(tmp_path):
     summary = run(tmp_path, Recorder(fail_on=1))
     assert summary.failed == [point_id(POINTS[1])]
     assert len(summary.measured) == 3
-    record = read_result(result_path(tmp_path, "exp", point_id(POINTS[1])))
+    record = read_result(result_path(tmp_path, "exp", point_id(POINTS[1]), "failed"))
     assert record["status"] == "failed"
     assert record["error"]["type"] == "RuntimeError"
     assert record["error"]["message"] == "no memory for 1"
@@ -101,7 +101,7 @@ def test_failure_is_recorded_and_sweep_continues(tmp_path):
 def test_raise_on_error_records_then_reraises(tmp_path):
     with pytest.raises(RuntimeError, match="no memory"):
         run(tmp_path, Recorder(fail_on=0), raise_on_error=True)
-    assert _files(tmp_path) == [f"{point_id(POINTS[0])}.json"]
+    assert _files(tmp_path) == [f"{point_id(POINTS[0])}.failed.json"]
 
 
 def test_invalid_measurement_output_is_a_failure_not_a_crash(tmp_path):
@@ -152,3 +152,34 @@ def test_end_to_end_with_real_timer_and_environment(tmp_path):
     assert "environment.git.commit" in df.columns
     assert df["environment.timestamp_utc"].notna().all()
     assert str(summary) == "measured 2, skipped 0, failed 0"
+
+
+def test_force_and_a_transient_failure_keep_the_good_result(tmp_path):
+    run(tmp_path, Recorder())
+    good = read_result(result_path(tmp_path, "exp", point_id(POINTS[1])))
+    summary = run(tmp_path, Recorder(fail_on=1), force=True)
+    assert summary.failed == [point_id(POINTS[1])]
+    assert read_result(result_path(tmp_path, "exp", point_id(POINTS[1]))) == good
+    retry = Recorder()
+    assert run(tmp_path, retry).skipped == [point_id(p) for p in POINTS]  # the success stands
+    assert retry.calls == []
+
+
+def test_a_temporary_left_by_a_killed_write_is_removed_by_the_next_run(tmp_path):
+    orphan = tmp_path / "exp" / f".{point_id(POINTS[0])}.json.abc123.tmp"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_text('{"half":')
+    run(tmp_path, Recorder(), points=POINTS[:1])
+    assert not orphan.exists()
+
+
+def test_a_second_run_on_the_same_folder_is_refused_before_measuring(tmp_path):
+    inner = Recorder()
+
+    def measure_while_another_run_starts(config):
+        with pytest.raises(ResultsLocked, match="in use by pid"):
+            run(tmp_path, inner)
+        return {"latency_s": 0.1}, {}
+
+    assert len(run(tmp_path, measure_while_another_run_starts, points=POINTS[:1]).measured) == 1
+    assert inner.calls == []

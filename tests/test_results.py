@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
+import subprocess
+import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -14,16 +18,20 @@ from adapterdrop.bench.stats import summarize
 from adapterdrop.results import (
     SCHEMA_VERSION,
     ResultError,
+    ResultsLocked,
     atomic_write_text,
     is_measured,
     load_results,
+    locked,
     make_result,
     point_id,
     read_result,
+    remove_orphan_temporaries,
     result_path,
     validate_result,
     write_result,
 )
+from adapterdrop.tables import load_ok_results
 
 ENV = {"hostname": "test"}
 CONFIG = {"model": {"name": "bert-base", "layers": 12}, "tasks": 4, "dropped": 3}
@@ -200,3 +208,62 @@ def test_load_results_ignores_temporaries_and_handles_empty(tmp_path):
 def test_experiment_must_be_a_plain_name(tmp_path, name):
     with pytest.raises(ValueError):
         result_path(tmp_path, name, "x")
+
+
+def _failed(config: dict = CONFIG) -> dict:
+    error = {"type": "ImportError", "message": "transient", "traceback": "t"}
+    return make_result(experiment="exp", config=config, environment=ENV, error=error)
+
+
+def test_a_failure_never_replaces_a_success_and_a_success_clears_the_failure(tmp_path):
+    good = write_result(_ok(), tmp_path)
+    failed = write_result(_failed(), tmp_path)
+    assert failed.name == f"{point_id(CONFIG)}.failed.json" and good.exists()
+    assert is_measured(tmp_path, "exp", point_id(CONFIG))
+    assert read_result(good)["status"] == "ok" and read_result(failed)["status"] == "failed"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a superseded failure is no missing point
+        ok = load_ok_results(tmp_path, "exp")
+    assert ok["status"].tolist() == ["ok"]
+    write_result(_ok(), tmp_path)
+    assert not failed.exists()
+
+
+def test_a_point_that_only_failed_is_named_when_left_out_of_a_table(tmp_path):
+    write_result(_failed(), tmp_path)
+    with pytest.warns(UserWarning, match=f"exp/{point_id(CONFIG)}"):
+        assert load_ok_results(tmp_path, "exp").empty
+
+
+def test_result_files_get_the_umask_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_result(_ok(), tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_orphan_temporaries_are_removed_only_for_the_given_stem(tmp_path):
+    (tmp_path / ".abc.json.x1.tmp").write_text("{")
+    (tmp_path / ".other.json.x2.tmp").write_text("{")
+    removed = remove_orphan_temporaries(tmp_path, "abc")
+    assert [p.name for p in removed] == [".abc.json.x1.tmp"]
+    assert [p.name for p in tmp_path.iterdir()] == [".other.json.x2.tmp"]
+
+
+def test_a_second_holder_of_a_results_lock_is_refused_naming_the_first(tmp_path):
+    script = (
+        "import sys, time; from adapterdrop.results import locked\n"
+        f"with locked({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(30)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ResultsLocked, match=f"in use by pid {holder.pid}"), locked(tmp_path):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with locked(tmp_path):  # the kernel released the dead holder's lock
+        pass

@@ -177,7 +177,9 @@ def test_a_run_that_fails_records_a_failed_result_and_raises(tmp_path, monkeypat
     cfg = shrunk(tmp_path, "logger=none")
     with pytest.raises(RuntimeError, match="out of memory"):
         train(cfg)
-    record = read_result(result_path(tmp_path / "results", "train", point_id(result_config(cfg))))
+    record = read_result(
+        result_path(tmp_path / "results", "train", point_id(result_config(cfg)), "failed")
+    )
     assert record["status"] == "failed" and "out of memory" in record["error"]["message"]
 
 

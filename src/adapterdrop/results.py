@@ -1,15 +1,20 @@
 """One JSON schema for every measured point (benchmarks and training runs), written atomically.
 
 A point lives at ``<root>/<experiment>/<point_id>.json`` where ``point_id`` is a hash of
-its resolved config, so re-running a sweep finds earlier work by config alone. Files are
-written to a temporary sibling, fsynced and renamed, so a crash or Ctrl-C never leaves a
-half-written result; a file that is nevertheless invalid (edited, truncated by a full
-disk, from an older schema) is reported and treated as not measured.
+its resolved config, so re-running a sweep finds earlier work by config alone. A failed
+attempt is kept beside it as ``<point_id>.failed.json``, so a failure never replaces a
+success; a later success removes the failure. Files are written to a temporary sibling,
+fsynced and renamed, so a crash or Ctrl-C never leaves a half-written result (a temporary
+left by ``kill -9`` is removed by the next run that holds the folder's lock); a file that is
+nevertheless invalid (edited, truncated by a full disk, from an older schema) is reported and
+treated as not measured.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import math
@@ -31,6 +36,8 @@ STATUSES = ("ok", "failed")
 #: experiment negligible while keeping file names readable.
 POINT_ID_LENGTH = 16
 DEFAULT_RESULTS_ROOT = Path("results/raw")
+FAILED_SUFFIX = ".failed.json"
+LOCK_NAME = ".lock"
 
 _REQUIRED = {
     "schema_version": int,
@@ -169,10 +176,13 @@ def check_experiment_name(experiment: str) -> None:
         raise ValueError(f"experiment must be a plain directory name, got {experiment!r}")
 
 
-def result_path(root: Path | str, experiment: str, pid: str) -> Path:
-    """Where the result of point ``pid`` of ``experiment`` lives."""
+def result_path(root: Path | str, experiment: str, pid: str, status: str = "ok") -> Path:
+    """Where the result of point ``pid`` of ``experiment`` lives: ``<pid>.json`` for a
+    success, ``<pid>.failed.json`` for the last failed attempt."""
     check_experiment_name(experiment)
-    return Path(root) / experiment / f"{pid}.json"
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r} not in {STATUSES}")
+    return Path(root) / experiment / (f"{pid}.json" if status == "ok" else f"{pid}{FAILED_SUFFIX}")
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:
@@ -190,11 +200,62 @@ def atomic_write_text(path: Path | str, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are shared files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_orphan_temporaries(directory: Path | str, stem: str = "") -> list[Path]:
+    """Delete temporaries of :func:`atomic_write_text` (of files starting with ``stem``) that a
+    killed writer left behind. Call it only while holding the folder's (or point's) lock, as a
+    live writer's temporary looks the same."""
+    orphans = sorted(Path(directory).glob(f".{stem}*.tmp"))
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return orphans
+
+
+class ResultsLocked(RuntimeError):
+    """Another run holds the lock of a results folder or point."""
+
+
+@contextlib.contextmanager
+def locked(directory: Path | str, name: str = LOCK_NAME) -> Iterator[Path]:
+    """Hold an exclusive lock on ``<directory>/<name>`` (``flock``: released by the kernel when
+    the process dies, so a killed run never leaves a stale lock) or refuse at once, naming the
+    holder. Two runs measuring one folder would slow each other's timings and race to write."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    with open(path, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise ResultsLocked(
+                f"{directory} is in use by {holder}; wait for it to finish, or give this run its "
+                "own folder (paths.root=... or machine=...)"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {utc_now()}\n")
+        fh.flush()
+        try:
+            yield path
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -212,11 +273,18 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def write_result(record: Mapping[str, Any], root: Path | str = DEFAULT_RESULTS_ROOT) -> Path:
-    """Validate ``record`` and write it atomically to its canonical path; return the path."""
+    """Validate ``record`` and write it atomically to its canonical path; return the path.
+
+    A failure goes to ``<pid>.failed.json`` and leaves a successful ``<pid>.json`` alone; a
+    success replaces the point's earlier failure, if any.
+    """
     record = dict(record)
     validate_result(record)
-    path = result_path(root, record["experiment"], record["point_id"])
+    experiment, pid, status = record["experiment"], record["point_id"], record["status"]
+    path = result_path(root, experiment, pid, status)
     atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    if status == "ok":
+        result_path(root, experiment, pid, "failed").unlink(missing_ok=True)
     return path
 
 
@@ -228,7 +296,8 @@ def read_result(path: Path | str) -> dict[str, Any]:
         validate_result(record)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, ResultError) as exc:
         raise ResultError(f"{path}: {exc}") from exc
-    if record["point_id"] != path.stem or record["experiment"] != path.parent.name:
+    expected = f"{record['point_id']}{'.json' if record['status'] == 'ok' else FAILED_SUFFIX}"
+    if path.name != expected or record["experiment"] != path.parent.name:
         raise ResultError(
             f"{path}: file holds {record['experiment']}/{record['point_id']}, not its path"
         )
@@ -236,7 +305,7 @@ def read_result(path: Path | str) -> dict[str, Any]:
 
 
 def is_measured(root: Path | str, experiment: str, pid: str) -> bool:
-    """True if a valid, successful result exists; corrupt or failed points are redone."""
+    """True if a valid, successful result exists; corrupt, failed or missing points are redone."""
     path = result_path(root, experiment, pid)
     if not path.exists():
         return False
@@ -247,7 +316,8 @@ def is_measured(root: Path | str, experiment: str, pid: str) -> bool:
 
 
 def iter_result_files(root: Path | str, experiment: str | None = None) -> Iterator[Path]:
-    """Result files under ``root`` (one experiment or all), sorted; temporaries excluded."""
+    """Result files under ``root`` (one experiment or all), failures included, sorted;
+    temporaries and locks excluded."""
     if experiment is not None:
         check_experiment_name(experiment)
     pattern = f"{experiment}/*.json" if experiment else "*/*.json"

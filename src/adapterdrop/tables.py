@@ -32,16 +32,19 @@ def load_ok_results(
 
     ``strict`` (the default here) refuses to build a table while any result file is
     invalid, since a silently missing row would change the published numbers. Failed
-    points are dropped with a warning that names them.
+    attempts are dropped: a point whose last attempt failed keeps its earlier success (kept
+    beside the failure), and a point with no success is named in a warning.
     """
     df = load_results(results_root, experiment, strict=strict)
     if df.empty:
         return df
-    failed = df[df["status"] != "ok"]
-    if not failed.empty:
-        names = ", ".join(failed["experiment"] + "/" + failed["point_id"])
-        warnings.warn(f"{len(failed)} failed point(s) left out: {names}", stacklevel=2)
-    ok = df[df["status"] == "ok"].reset_index(drop=True)
+    is_ok = df["status"] == "ok"
+    keys = df["experiment"] + "/" + df["point_id"]
+    missing = df[~is_ok & ~keys.isin(set(keys[is_ok]))]
+    if not missing.empty:
+        names = ", ".join(missing["experiment"] + "/" + missing["point_id"])
+        warnings.warn(f"{len(missing)} failed point(s) left out: {names}", stacklevel=2)
+    ok = df[is_ok].reset_index(drop=True)
     ok.attrs = dict(df.attrs)
     return ok
 

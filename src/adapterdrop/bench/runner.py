@@ -1,9 +1,10 @@
 """Run a sweep of points resumably: measure what is missing, record everything, skip the rest.
 
 Points are identified by their config hash, so an interrupted or extended sweep picks up
-exactly where it stopped. A failing point is recorded (with its traceback) instead of
-losing the sweep; Ctrl-C stops at once and, because writes are atomic, leaves no partial
-file behind.
+exactly where it stopped. A failing point is recorded (with its traceback, beside any earlier
+success of the point) instead of losing the sweep; Ctrl-C stops at once and, because writes
+are atomic, leaves no partial file behind. One run at a time measures an experiment's folder:
+a second one is refused at once (they would slow each other's timings and race to write).
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from adapterdrop.results import (
     canonical_json,
     check_experiment_name,
     is_measured,
+    locked,
     make_result,
     point_id,
     read_result,
+    remove_orphan_temporaries,
     result_path,
     write_result,
 )
@@ -115,9 +118,40 @@ def run_points(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     ids = _check_points(points)
+    folder = Path(results_root) / experiment
+    with locked(folder):
+        for orphan in remove_orphan_temporaries(folder):
+            logger.info("removed %s, left by an interrupted write", orphan)
+        return _run_locked(
+            experiment,
+            list(zip(ids, points, strict=True)),
+            measure,
+            results_root=results_root,
+            kind=kind,
+            force=force,
+            progress=progress,
+            raise_on_error=raise_on_error,
+            environment=environment,
+            remeasure_on_version_change=remeasure_on_version_change,
+        )
+
+
+def _run_locked(
+    experiment: str,
+    points: list[tuple[str, Mapping[str, Any]]],
+    measure: MeasureFn,
+    *,
+    results_root: Path | str,
+    kind: str,
+    force: bool,
+    progress: bool,
+    raise_on_error: bool,
+    environment: Callable[[], Mapping[str, Any]],
+    remeasure_on_version_change: bool,
+) -> RunSummary:
     summary = RunSummary()
     pending: list[tuple[str, dict[str, Any]]] = []
-    for pid, point in zip(ids, points, strict=True):
+    for pid, point in points:
         measured = not force and is_measured(results_root, experiment, pid)
         if measured and remeasure_on_version_change:
             stored = read_result(result_path(results_root, experiment, pid))["environment"]
