@@ -16,7 +16,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 SUPPORTED_FAMILIES = ("bert", "roberta")
@@ -57,6 +63,9 @@ class Backbone:
     @property
     def hidden_size(self) -> int:
         return self.model.config.hidden_size
+
+
+SOURCES = ("package", "hub", "random")
 
 
 def packaged_model_path(package: str) -> str:
@@ -108,6 +117,23 @@ def _tokenizer(spec: str | None, name: str) -> PreTrainedTokenizerBase | None:
     return _from_hub(AutoTokenizer, name, spec)
 
 
+def model_config(cfg: Mapping[str, Any]) -> PretrainedConfig:
+    """The HF config of a ``conf/model`` entry without its weights (layer count, positions,
+    hidden size), read from its architecture dict, its package's folder or the hub's cache."""
+    name, family, source = cfg["name"], cfg["family"], cfg["source"]
+    if family not in SUPPORTED_FAMILIES:
+        raise ValueError(f"model {name!r}: family {family!r} is not one of {SUPPORTED_FAMILIES}")
+    if source == "package":
+        return AutoConfig.from_pretrained(packaged_model_path(cfg["package"]))
+    if source == "hub" and cfg.get("pretrained", False):
+        return _from_hub(AutoConfig, name, cfg["hub_id"])
+    if source in ("hub", "random"):
+        return AutoConfig.for_model(family, **dict(cfg["architecture"]))
+    raise ValueError(
+        f"model {name!r}: source {source!r} is not one of ('package', 'hub', 'random')"
+    )
+
+
 def load_backbone(cfg: Mapping[str, Any], seed: int = 0) -> Backbone:
     """Build the encoder named by a ``conf/model`` entry.
 
@@ -138,8 +164,6 @@ def load_backbone(cfg: Mapping[str, Any], seed: int = 0) -> Backbone:
         model = AutoModel.from_config(config, add_pooling_layer=False)
         tokenizer = functools.partial(_tokenizer, cfg.get("tokenizer"), name)
     else:
-        raise ValueError(
-            f"model {name!r}: source {source!r} is not one of ('package', 'hub', 'random')"
-        )
+        raise ValueError(f"model {name!r}: source {source!r} is not one of {SOURCES}")
     model.eval()
     return Backbone(name=name, model=model, load_tokenizer=tokenizer)

@@ -16,7 +16,9 @@ from adapterdrop.bench.machine import check_tag, fingerprint
 from adapterdrop.bench.machine import tag as machine_tag
 from adapterdrop.bench.report import build_tables
 from adapterdrop.bench.runner import RunSummary, run_points
+from adapterdrop.bench.validate import check_bench_keys, check_threads
 from adapterdrop.bench.workloads import resolve_device, set_tf32
+from adapterdrop.cli import conf_dir
 from adapterdrop.results import point_id
 
 log = logging.getLogger(__name__)
@@ -83,10 +85,12 @@ def run_benchmark(cfg: Mapping[str, Any]) -> tuple[RunSummary, dict[str, str]]:
         raise ValueError(
             f"on_version_change={cfg['on_version_change']!r}; choose one of {VERSION_POLICIES}"
         )
+    check_bench_keys(cfg, conf_dir())
+    threads = check_threads(cfg["threads"])
     if cfg["measure"] and cfg["retain_freed_memory"]:
         retain_freed_memory()
-    if cfg["threads"] is not None:
-        torch.set_num_threads(int(cfg["threads"]))
+    if threads is not None:
+        torch.set_num_threads(threads)
     set_tf32(cfg["tf32"])
     paths = resolve_paths(cfg)
     name = cfg["bench"]["name"]

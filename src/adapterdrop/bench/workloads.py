@@ -15,6 +15,7 @@ import torch
 
 from adapterdrop.bench.environment import nvidia_smi_gpus, static_environment
 from adapterdrop.bench.machine import fingerprint, native_bf16
+from adapterdrop.bench.validate import check_timing
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
 from adapterdrop.models import load_backbone
@@ -102,6 +103,7 @@ def resolve_timing(cfg: Mapping[str, Any], phase: str | None = None) -> dict[str
 
     A key left ``null`` everywhere is refused: a budget must be explicit to be recorded.
     """
+    where = "bench.timing and timing" + (f", {phase} phase" if phase else "")
     grid = cfg["bench"].get("timing", {})
     explicit = {key: value for key, value in cfg["timing"].items() if value is not None}
     timing = {**grid, **(grid.get(phase) or {}), **explicit}
@@ -110,7 +112,7 @@ def resolve_timing(cfg: Mapping[str, Any], phase: str | None = None) -> dict[str
         raise ValueError(
             f"timing {missing} unset: give them in bench.timing of the grid or as timing.<key>"
         )
-    return {key: timing[key] for key in TIMING_KEYS}
+    return check_timing({key: timing[key] for key in TIMING_KEYS}, f"timing ({where})")
 
 
 def point_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:

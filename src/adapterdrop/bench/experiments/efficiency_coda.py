@@ -20,7 +20,6 @@ import torch
 
 from adapterdrop.bench.experiments.efficiency_common import (
     cached,
-    check_method,
     common_fields,
     device_of,
     estimate,
@@ -32,6 +31,7 @@ from adapterdrop.bench.experiments.efficiency_common import (
     with_int_columns,
 )
 from adapterdrop.bench.training_step import check_shapes, time_phase
+from adapterdrop.bench.validate import check_method
 from adapterdrop.bench.workloads import random_inputs, storage_dtype
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods.coda import check_token_ratio, frozen_layer, selected_count

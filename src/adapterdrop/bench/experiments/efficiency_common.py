@@ -39,15 +39,6 @@ def num_layers(cfg: Mapping[str, Any]) -> int:
     return int(cfg["model"]["architecture"]["num_hidden_layers"])
 
 
-def check_method(method: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """Validate a method config without a model (unknown names and options fail here)."""
-    try:
-        build_method(method)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{what}: {err}") from err
-    return dict(method)
-
-
 def device_of(point: Mapping[str, Any]) -> torch.device:
     return resolve_device(point["device"])
 

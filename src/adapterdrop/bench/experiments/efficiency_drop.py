@@ -23,7 +23,6 @@ import pandas as pd
 
 from adapterdrop.bench.experiments.efficiency_common import (
     cached,
-    check_method,
     common_fields,
     device_of,
     estimate,
@@ -50,6 +49,7 @@ from adapterdrop.bench.training_step import (
     time_phase,
     training_step,
 )
+from adapterdrop.bench.validate import check_method
 from adapterdrop.heads import MultiTaskModel
 from adapterdrop.params import task_parameter_count
 

@@ -32,7 +32,6 @@ from torch import nn
 
 from adapterdrop.bench.experiments.efficiency_common import (
     cached,
-    check_method,
     common_fields,
     device_of,
     estimate,
@@ -55,6 +54,7 @@ from adapterdrop.bench.training_step import (
     time_phase,
     training_step,
 )
+from adapterdrop.bench.validate import check_method
 from adapterdrop.bench.workloads import task_names
 from adapterdrop.heads import ClassificationHead, MultiTaskModel
 from adapterdrop.params import count_parameters, task_parameter_count

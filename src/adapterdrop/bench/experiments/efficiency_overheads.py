@@ -4,8 +4,8 @@ Inference: each method's forward (with its head) against the plain model, which 
 fully fine-tuned model. Training: each method's step against a full fine-tuning step. The
 baseline is a plain Hugging Face encoder with the same head, as in Table 1
 (:mod:`adapterdrop.bench.training_step`). Methods that add site modules share one frozen
-backbone (the engine runs only the task asked for); LoRA is injected into the backbone's
-projections by peft, so it gets a backbone of its own.
+backbone (the engine runs only the task asked for); a method that changes the backbone
+(``Method.changes_backbone``: LoRA is injected into its projections by peft) gets its own.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from typing import Any
 
 import pandas as pd
 import torch
-from torch import nn
 
 from adapterdrop.bench.experiments.efficiency_common import (
     cached,
-    check_method,
     common_fields,
     device_of,
     estimate,
@@ -51,14 +49,13 @@ from adapterdrop.bench.training_step import (
     time_phase,
     training_step,
 )
+from adapterdrop.bench.validate import check_method
 from adapterdrop.bench.workloads import resolve_timing
+from adapterdrop.core import Method
 from adapterdrop.heads import MultiTaskModel
+from adapterdrop.methods import build_method
 from adapterdrop.params import count_parameters, task_parameter_count
 
-#: Methods that change the backbone's own modules, so they cannot share it with others.
-OWN_BACKBONE = ("lora",)
-#: Not compared here: full fine-tuning is the baseline; fusion needs trained adapters.
-EXCLUDED = ("full", "fusion")
 #: The baseline's callable name per phase.
 BASELINE = {"inference": "plain", "training": "full"}
 #: AdapterDrop Table 1, Pfeiffer adapter relative to full fine-tuning (speed, > 1 = faster).
@@ -72,12 +69,15 @@ def overhead_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     phases = check_choices("bench.overheads.phases", study["phases"], PHASES)
     methods = {}
     for label, method in study["methods"].items():
-        if label in BASELINE.values() or method.get("name") in EXCLUDED:
+        checked = check_method(method, f"bench.overheads.methods.{label}")
+        if label in BASELINE.values() or not_compared(build_method(checked)):
             raise ValueError(
                 f"overheads method {label!r} ({method.get('name')}) is not allowed: "
-                f"{sorted(BASELINE.values())} name the baselines and {EXCLUDED} are not compared"
+                f"{sorted(BASELINE.values())} name the baselines, and methods that train the "
+                f"backbone (full fine-tuning is the baseline) or fuse other tasks (they need "
+                f"trained adapters) are not compared"
             )
-        methods[label] = check_method(method, f"bench.overheads.methods.{label}")
+        methods[label] = checked
     if not methods:
         raise ValueError("bench.overheads.methods is empty: name at least one method")
     check_shapes(cfg["model"], [bench["batch_size"]], [bench["seq_len"]])
@@ -95,13 +95,18 @@ def overhead_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def not_compared(method: Method) -> bool:
+    """Full fine-tuning is the baseline; fusion needs trained adapters of other tasks."""
+    return method.trains_backbone or method.fuses_tasks
+
+
 def _models(point: Mapping[str, Any]) -> tuple[PlainClassifier, dict[str, MultiTaskModel]]:
     """The plain classifier, and label -> the model holding that label's task."""
     key = {k: point[k] for k in ("study", "model", "methods", "device", "seed")}
 
     def build() -> tuple[PlainClassifier, dict[str, MultiTaskModel]]:
         methods = point["methods"]
-        sharing = {k: m for k, m in methods.items() if m["name"] not in OWN_BACKBONE}
+        sharing = {k: m for k, m in methods.items() if not build_method(m).changes_backbone}
         shared = new_encoder(point, sharing)
         models = {label: adapter_model(shared, [label]) for label in sharing}
         for label, method in methods.items():
@@ -110,12 +115,6 @@ def _models(point: Mapping[str, Any]) -> tuple[PlainClassifier, dict[str, MultiT
         return full_finetuning_model(shared), models
 
     return cached(key, build)
-
-
-def _trainable(model: MultiTaskModel, task: str) -> list[nn.Parameter]:
-    """The task's modules and head, plus weights injected into the backbone (LoRA)."""
-    injected = [p for p in model.encoder.backbone.parameters() if p.requires_grad]
-    return task_parameters(model, task) + injected
 
 
 def _callable(
@@ -128,7 +127,7 @@ def _callable(
         return training_step(
             lambda: model(ids, mask, tasks=task)[task],
             labels,
-            _trainable(model, task),
+            task_parameters(model, task),
             dtype=dtype,
             device=device,
         )

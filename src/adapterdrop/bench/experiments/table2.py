@@ -34,6 +34,8 @@ from adapterdrop.bench.processes import (
 )
 from adapterdrop.bench.stats import summarize
 from adapterdrop.bench.timer import Samples, Timed, measure_interleaved
+from adapterdrop.bench.training_step import check_shapes
+from adapterdrop.bench.validate import check_method
 from adapterdrop.bench.workloads import (
     build_encoder,
     point_settings,
@@ -42,6 +44,7 @@ from adapterdrop.bench.workloads import (
     storage_dtype,
     task_names,
 )
+from adapterdrop.checks import check_int, check_int_list
 from adapterdrop.tables import peak_mib
 
 IMPLEMENTATIONS = ("ours", "adapterhub")
@@ -58,8 +61,11 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
             f"unknown implementation(s) {sorted(unknown)}; choose from {IMPLEMENTATIONS}"
         )
     dropped = dropped_layers(bench["dropped_layers"], bench["spread_points"], layers)
-    for t in bench["num_tasks"]:
+    for t in check_int_list(bench["num_tasks"], "bench.num_tasks", example="[2, 4, 8, 16]"):
         task_names(t)
+    batch = check_int(bench["batch_size"], "bench.batch_size")
+    check_shapes(cfg["model"], [batch], [check_int(bench["seq_len"], "bench.seq_len")])
+    check_method(bench["method"], "bench.method", cfg["model"])
     processes = check_processes(bench["processes"], "bench.processes")
     common = {
         **point_settings(cfg),

@@ -1,0 +1,69 @@
+"""Every grid validates its whole config before any model is built: a malformed value fails in
+seconds, naming the key and the valid choices, and writes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapterdrop.bench import workloads
+from adapterdrop.bench.experiments import efficiency_common
+from adapterdrop.bench.sweep import run_benchmark
+from conftest import bench_cfg
+
+TABLE2 = ("bench.num_tasks=[2]", "bench.processes=1", "bench.dropped_layers=[0]")
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Building a backbone fails the test: validation must come first."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was built before the config was validated")
+
+    monkeypatch.setattr(workloads, "load_backbone", refuse)
+    monkeypatch.setattr(efficiency_common, "load_backbone", refuse)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("bench.method.reduction_factor=0", r"bench.method: reduction_factor must be > 0"),
+        ("bench.method.name=foo", r"bench.method: unknown method 'foo'; choose one of"),
+        ("bench.batch_size=0", r"bench.batch_size must be an int >= 1, got 0"),
+        ("bench.batch_size=1.5", r"bench.batch_size must be an int >= 1, got 1.5"),
+        ("bench.seq_len=1000", r"seq_len 1000 impossible for tiny: use 1..512"),
+        ("bench.num_tasks=2", r"bench.num_tasks must be a list such as \[2, 4, 8, 16\], got 2"),
+        ("bench.num_tasks=[2,2]", r"bench.num_tasks must be distinct"),
+        ("bench.dropped_layers=[1.5]", r"dropped_layers 1.5 impossible for 4 layers"),
+        (
+            "timing.min_reps=-1",
+            r"timing \(bench.timing and timing\).min_reps must be an int >= 1, got -1",
+        ),
+        ("timing.min_seconds=-1", r"min_seconds must be a number >= 0, got -1"),
+        ("timing.max_reps=1", r"max_reps \(1\) must be >= min_reps \(2\)"),
+        ("threads=0", r"threads must be an int >= 1, got 0"),
+        ("+bench.foo=1", r"bench=table2 has no key\(s\) \['foo'\]; valid: \["),
+        ("+timing.fast=true", r"timing has no key\(s\) \['fast'\]"),
+        ("+colour=red", r"the bench config has no key\(s\) \['colour'\]"),
+    ],
+)
+def test_table2_refuses_a_malformed_grid_before_any_model(tmp_path, no_model, override, message):
+    cfg = bench_cfg(tmp_path, "table2", *TABLE2, override)
+    with pytest.raises(ValueError, match=message):
+        run_benchmark(cfg)
+    assert not (tmp_path / "raw").exists()
+
+
+@pytest.mark.parametrize(
+    ("grid", "override", "message"),
+    [
+        ("table1", "timing.min_reps=-1", r"min_reps must be an int >= 1"),
+        ("table1", "+bench.colour=red", r"bench=table1 has no key\(s\) \['colour'\]"),
+        ("table3", "timing.min_seconds=-1", r"min_seconds must be a number >= 0"),
+        ("efficiency", "timing.warmup=-1", r"warmup must be an int >= 0, got -1"),
+    ],
+)
+def test_every_grid_checks_timing_and_keys_first(tmp_path, no_model, grid, override, message):
+    with pytest.raises(ValueError, match=message):
+        run_benchmark(bench_cfg(tmp_path, grid, override))
+    assert not (tmp_path / "raw").exists()
