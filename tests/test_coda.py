@@ -52,7 +52,7 @@ def batch(seq_len: int = 12, padded: bool = True, size: int = 3):
 
 
 def coda_layers(encoder: AdapterEncoder) -> dict[int, CodaLayer]:
-    return {int(key.split("_")[0]): m for key, m in encoder.task_modules[TASK].items()}
+    return {key.layer: m for key, m in encoder.modules_of(TASK).items()}
 
 
 def exact_soft_top_k(scores, k, mask, epsilon):

@@ -175,7 +175,7 @@ def training_step(encoder: AdapterEncoder, tasks: list[str], **kwargs) -> None:
         out = encoder(tasks=tasks, **kwargs)
         loss = torch.stack([hidden.sum() for hidden in out.values()]).sum()
         for task in tasks:
-            if any(type(m).__name__ == "FusionLayer" for m in encoder.task_modules[task].values()):
+            if any(type(m).__name__ == "FusionLayer" for m in encoder.modules_of(task).values()):
                 loss = loss + fusion_regularization_loss(encoder, task)
     loss.backward()
     grads = [p.grad for p in encoder.parameters() if p.requires_grad and p.grad is not None]
@@ -242,7 +242,8 @@ def test_multi_task_pass_and_training_step(case, masked):
     assert all(h.device.type == "meta" for h in out.values())
     if case.startswith("fusion"):  # fusion trains with its sources frozen
         for task in ("a", "b"):
-            encoder.task_modules[task].requires_grad_(False)
+            for module in encoder.modules_of(task).values():
+                module.requires_grad_(False)
     training_step(encoder, tasks, dropped_layers=dropped, **batch)
 
 
@@ -260,7 +261,7 @@ def test_cached_indices_from_inference_mode_serve_a_later_training_step():
     torch.stack([h.sum() for h in out.values()]).sum().backward()
     for task in THREE_SAME:
         torch.testing.assert_close(out[task], expected[task], rtol=0, atol=0)
-    assert all(p.grad is not None for p in encoder.task_modules["a"].parameters())
+    assert all(p.grad is not None for p in encoder.trainable("a"))
 
 
 @MASKS

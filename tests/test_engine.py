@@ -16,9 +16,9 @@ import pytest
 import torch
 from torch import nn
 
+from adapterdrop.core import Site, SiteInputs, SiteKey, SiteModule
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
-from adapterdrop.methods.base import Site, SiteInputs, SiteModule, site_key
 from adapterdrop.methods.bottleneck import BottleneckAdapter, batched_bottleneck_delta
 from adapterdrop.models import load_backbone
 from adapterdrop.params import count_parameters, task_parameter_count
@@ -58,17 +58,17 @@ def add(enc: AdapterEncoder, task: str, seed: int, std: float = 0.3, **cfg) -> N
     torch.manual_seed(seed)
     build_method(cfg).apply(enc, task)
     with torch.no_grad():
-        for param in enc.task_modules[task].parameters():
+        for param in enc.trainable(task):
             nn.init.normal_(param, std=std)
 
 
 @contextlib.contextmanager
-def sites_patched(backbone: nn.Module, modules: Mapping[str, SiteModule]) -> Iterator[None]:
+def sites_patched(backbone: nn.Module, modules: Mapping[SiteKey, SiteModule]) -> Iterator[None]:
     """HF's sub-layer output blocks compute ``LN(x + r + delta)`` with the given modules."""
     patched = []
     for i, layer in enumerate(backbone.encoder.layer):
         for site, block in ((Site.ATTENTION, layer.attention.output), (Site.OUTPUT, layer.output)):
-            module = modules.get(site_key(i, site))
+            module = modules.get(SiteKey(i, site))
             if module is None:
                 continue
 
@@ -89,11 +89,7 @@ def sites_patched(backbone: nn.Module, modules: Mapping[str, SiteModule]) -> Ite
 
 def reference(enc: AdapterEncoder, task: str, ids, mask, dropped: int = 0) -> torch.Tensor:
     """HF's forward with ``task``'s modules in layers ``>= dropped``."""
-    active = {
-        key: module
-        for key, module in enc.task_modules[task].items()
-        if int(key.split("_")[0]) >= dropped
-    }
+    active = {key: module for key, module in enc.modules_of(task).items() if key.layer >= dropped}
     with sites_patched(enc.backbone, active):
         return enc.backbone(ids, attention_mask=mask).last_hidden_state
 
@@ -290,10 +286,10 @@ def test_dynamic_drop_equals_static_leave_out(cfg, n):
     add(dynamic, "t", seed=0, **cfg)
     static = AdapterEncoder(dynamic.backbone).eval()
     build_method({**cfg, "leave_out": n}).apply(static, "t")
-    kept = static.task_modules["t"]
-    assert all(int(key.split("_")[0]) >= n for key in kept)
+    kept = static.modules_of("t")
+    assert all(key.layer >= n for key in kept)
     for key, module in kept.items():
-        module.load_state_dict(dynamic.task_modules["t"][key].state_dict())
+        module.load_state_dict(dynamic.modules_of("t")[key].state_dict())
     ids, mask = batch()
     out_dynamic = dynamic(ids, mask, dropped_layers=n)["t"]
     torch.testing.assert_close(out_dynamic, static(ids, mask)["t"])
@@ -306,23 +302,20 @@ def test_shared_adapter_is_one_set_of_weights_trained_by_every_layer(method):
     shared = encoder()
     add(shared, "t", seed=0, name=method, init="bert", reduction_factor=4, shared=True)
     sites = 2 if method == "houlsby" else 1
-    assert len({id(m) for m in shared.task_modules["t"].values()}) == sites
+    assert len({id(m) for m in shared.modules_of("t").values()}) == sites
     assert task_parameter_count(shared, "t") == sites * (2 * HIDDEN * 16 + 16 + HIDDEN)
     # The same weights, copied into independent per-layer adapters.
     copies = AdapterEncoder(shared.backbone).eval()
-    for key, module in shared.task_modules["t"].items():
-        copies.add_module_at(
-            "t", int(key.split("_")[0]), Site[key.split("_")[1].upper()], copy.deepcopy(module)
-        )
+    for key, module in shared.modules_of("t").items():
+        copies.add_module_at("t", key.layer, key.site, copy.deepcopy(module))
     ids, mask = batch()
     weights = torch.randn(3, 9, HIDDEN)
     out_shared, out_copies = shared(ids, mask)["t"], copies(ids, mask)["t"]
     torch.testing.assert_close(out_shared, out_copies)
     (out_shared * weights).sum().backward()
     (out_copies * weights).sum().backward()
-    for key, module in shared.task_modules["t"].items():
-        site = key.split("_")[1]
-        same_site = [m for k, m in copies.task_modules["t"].items() if k.endswith(site)]
+    for key, module in shared.modules_of("t").items():
+        same_site = [m for k, m in copies.modules_of("t").items() if k.site is key.site]
         assert len(same_site) == shared.num_layers
         for name, param in module.named_parameters():
             per_layer = [dict(m.named_parameters())[name].grad for m in same_site]
@@ -362,9 +355,9 @@ def test_training_with_dropped_layers_keeps_autograd_above_the_lowest_adapter(dr
     sum(o.pow(2).mean() for o in out.values()).backward()
     assert all(p.grad is None for p in enc.backbone.parameters())
     for task, n in dropped.items():
-        for key, module in enc.task_modules[task].items():
+        for key, module in enc.modules_of(task).items():
             grads = [p.grad for p in module.parameters()]
-            if int(key.split("_")[0]) < n:
+            if key.layer < n:
                 assert all(g is None for g in grads), (task, key)
             else:
                 assert all(g is not None and g.abs().sum() > 0 for g in grads), (task, key)

@@ -10,16 +10,14 @@ import pytest
 import torch
 from adapters import SeqBnConfig
 
+from adapterdrop.core import Site, SiteInputs, SiteKey, SiteModule
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
-from adapterdrop.methods.base import Site, SiteInputs, SiteModule
 from adapterdrop.models import load_backbone
-from adapterdrop.reference import (
+from adapterdrop.reference.adapterhub import (
     AdapterHubReference,
     AdapterSpec,
     adapter_spec,
-    adapterhub_parallel_forward,
-    adapterhub_single_forward,
     build_adapterhub_reference,
 )
 from conftest import model_cfg
@@ -42,7 +40,7 @@ def make_encoder(
         method = {"name": kind, "init": "bert", "reduction_factor": 4, "leave_out": depth}
         build_method(method).apply(encoder, task)
     with torch.no_grad():
-        for param in encoder.task_modules.parameters():
+        for param in [p for task in encoder.tasks for p in encoder.trainable(task)]:
             param.mul_(10.0)
             if param.dim() == 1:  # give the zero-initialised biases values too
                 param.normal_(std=0.1)
@@ -84,7 +82,7 @@ def assert_adapters_matter(encoder: AdapterEncoder, outputs: dict[str, torch.Ten
 def test_single_adapter_matches(kind):
     encoder = make_encoder(kind, {"rte": 0})
     ids, mask = padded_batch()
-    forward = adapterhub_single_forward(encoder, "rte")
+    forward = build_adapterhub_reference(encoder, ["rte"]).single_forward("rte")
     with torch.inference_mode():
         ours = encoder(ids, mask, tasks="rte")["rte"]
         theirs = forward(ids, mask)
@@ -150,13 +148,9 @@ def test_dynamic_skip_equals_static_leave_out_on_same_weights():
     """Dropping n layers at run time is leave-out n with the upper layers' weights kept."""
     full = make_encoder("pfeiffer", {"rte": 0})
     static = make_encoder("pfeiffer", {"rte": 2})
-    static.task_modules["rte"].load_state_dict(
-        {
-            k: v
-            for k, v in full.task_modules["rte"].state_dict().items()
-            if int(k.split("_")[0]) >= 2
-        }
-    )
+    for key, module in static.modules_of("rte").items():
+        assert key.layer >= 2
+        module.load_state_dict(full.modules_of("rte")[key].state_dict())
     ids, mask = padded_batch()
     with torch.inference_mode():
         dynamic = reference_for(full).run(ids, mask, tasks="rte", dropped_layers=2)["rte"]
@@ -211,7 +205,7 @@ def test_switching_setups_reactivates(three_tasks, monkeypatch):
 def test_roberta_parallel_matches():
     encoder = make_encoder("houlsby", dict.fromkeys(TASKS, 0), family="roberta")
     ids, mask = padded_batch()
-    forward = adapterhub_parallel_forward(encoder, TASKS, dropped_layers=1)
+    forward = build_adapterhub_reference(encoder, TASKS).parallel_forward(TASKS, dropped_layers=1)
     with torch.inference_mode():
         ours = encoder(ids, mask, tasks=TASKS, dropped_layers=1)
         theirs = forward(ids, mask)
@@ -222,7 +216,7 @@ def test_roberta_parallel_matches():
 def test_reference_owns_copies_of_the_weights():
     encoder = make_encoder("pfeiffer", {"rte": 0})
     reference = reference_for(encoder)
-    ours = encoder.task_modules["rte"]["1_output"]
+    ours = encoder.modules_of("rte")[SiteKey(1, Site.OUTPUT)]
     theirs = reference.adapter_layer(1, Site.OUTPUT).adapters["rte"]
     torch.testing.assert_close(theirs.adapter_up.weight, ours.up.weight, rtol=0, atol=0)
     assert theirs.adapter_up.weight.data_ptr() != ours.up.weight.data_ptr()
@@ -278,7 +272,7 @@ def test_bad_run_arguments_name_the_choices(three_tasks):
 def test_bert_base_parallel_matches():
     encoder = make_encoder("pfeiffer", dict.fromkeys(TASKS, 0), model="bert-base")
     ids, mask = padded_batch()
-    forward = adapterhub_parallel_forward(encoder, TASKS, dropped_layers=5)
+    forward = build_adapterhub_reference(encoder, TASKS).parallel_forward(TASKS, dropped_layers=5)
     with torch.inference_mode():
         ours = encoder(ids, mask, tasks=TASKS, dropped_layers=5)
         theirs = forward(ids, mask)

@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
+from adapterdrop.core import Site, SiteKey
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
-from adapterdrop.methods.base import Site, site_key
 from adapterdrop.methods.fusion import (
     FusionLayer,
     FusionRecorder,
@@ -52,7 +52,7 @@ def with_adapters(backbone, factors=(8, 16, 8), leave_out=0) -> AdapterEncoder:
     for task, factor in zip(SOURCES, factors, strict=True):
         method = {"name": "pfeiffer", "init": "bert", "reduction_factor": factor}
         build_method({**method, "leave_out": leave_out}).apply(encoder, task)
-        for adapter in encoder.task_modules[task].values():
+        for adapter in encoder.modules_of(task).values():
             torch.nn.init.normal_(adapter.up.weight, std=0.3)
             torch.nn.init.normal_(adapter.up.bias, std=0.1)
     return encoder.eval()
@@ -187,7 +187,7 @@ def test_fold_is_cached_and_refreshed_when_weights_change(backbone):
         first = layer._fold()
         layer.key.weight.add_(0.05)  # what an optimizer step does: an in-place update
         assert layer._fold() is not first
-        encoder.task_modules["b"][site_key(2, Site.OUTPUT)].up.bias.add_(0.1)
+        encoder.modules_of("b")[SiteKey(2, Site.OUTPUT)].up.bias.add_(0.1)
         folded = run(encoder)
     set_fast_path(layers, False)
     torch.testing.assert_close(folded, run(encoder), atol=1e-5, rtol=1e-5)
@@ -305,7 +305,7 @@ def test_leave_out_builds_no_fusion_below_and_equals_dropping(backbone):
     full = run(encoder)
     left_out = copy.deepcopy(encoder)
     drop_fusion_layers(left_out, "f", 2)
-    assert sorted(left_out.task_modules["f"].keys()) == ["2_output", "3_output"]
+    assert [str(key) for key in sorted(left_out.modules_of("f"))] == ["2_output", "3_output"]
     dropped = run(encoder, dropped_layers=2)
     torch.testing.assert_close(run(left_out), dropped, atol=0, rtol=0)
     assert not torch.allclose(dropped, full, atol=1e-4)
@@ -313,8 +313,9 @@ def test_leave_out_builds_no_fusion_below_and_equals_dropping(backbone):
     built = copy.deepcopy(encoder)
     built.remove_task("f")
     build_method({"name": "fusion", "adapters": list(SOURCES), "leave_out": 2}).apply(built, "f")
-    assert sorted(built.task_modules["f"].keys()) == ["2_output", "3_output"]
-    built.task_modules["f"].load_state_dict(left_out.task_modules["f"].state_dict())
+    assert [str(key) for key in sorted(built.modules_of("f"))] == ["2_output", "3_output"]
+    for key, module in built.modules_of("f").items():
+        module.load_state_dict(left_out.modules_of("f")[key].state_dict())
     torch.testing.assert_close(run(built), dropped, atol=0, rtol=0)
 
 
@@ -344,10 +345,14 @@ def test_fused_adapters_are_referenced_frozen_and_not_in_the_fusion_state(backbo
     layers = add_fusion(encoder)
     for index, layer in layers.items():
         for name, adapter in zip(layer.names, layer.adapters, strict=True):
-            assert adapter is encoder.task_modules[name][site_key(index, Site.OUTPUT)]
+            assert adapter is encoder.modules_of(name)[SiteKey(index, Site.OUTPUT)]
             assert not any(p.requires_grad for p in adapter.parameters())
     params = ("query.weight", "query.bias", "key.weight", "key.bias", "value.weight")
-    keys = set(encoder.task_modules["f"].state_dict())
+    keys = {
+        f"{key}.{name}"
+        for key, module in encoder.modules_of("f").items()
+        for name in module.state_dict()
+    }
     assert keys == {f"{i}_output.{p}" for i in range(4) for p in params}
 
 
@@ -376,7 +381,7 @@ def test_bad_adapter_names_are_refused_with_the_choices(backbone, adapters, matc
     encoder.add_module_at("f", 0, Site.OUTPUT, torch.nn.Identity())
     with pytest.raises(ValueError, match=match):
         build_method({"name": "fusion", "adapters": adapters}).apply(encoder, "f")
-    assert list(encoder.task_modules["f"].keys()) == ["0_output"]  # nothing half-applied
+    assert [str(key) for key in encoder.modules_of("f")] == ["0_output"]  # nothing half-applied
 
 
 def test_fusing_houlsby_or_left_out_adapters_is_refused(backbone):

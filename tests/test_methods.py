@@ -7,11 +7,11 @@ import torch
 import yaml
 from torch import nn
 
+from adapterdrop.core import Site, SiteInputs, SiteKey
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method, method_names
 from adapterdrop.methods.adapterbias import AdapterBias
-from adapterdrop.methods.base import Site, SiteInputs, site_key
-from adapterdrop.methods.baselines import lora_adapter_names
+from adapterdrop.methods.lora import lora_adapter_names
 from adapterdrop.models import load_backbone
 from adapterdrop.params import count_parameters, task_parameter_count, unique_parameters
 from conftest import CONF, model_cfg
@@ -72,8 +72,8 @@ def test_adapterbias_refuses_a_shared_alpha_of_the_wrong_width():
 def test_adapterbias_sits_at_the_ffn_output_of_layers_from_leave_out(leave_out):
     enc = encoder()
     build_method({"name": "adapterbias", "leave_out": leave_out}).apply(enc, "t")
-    expected = [site_key(i, Site.OUTPUT) for i in range(leave_out, enc.num_layers)]
-    assert list(enc.task_modules["t"].keys()) == expected
+    expected = [SiteKey(i, Site.OUTPUT) for i in range(leave_out, enc.num_layers)]
+    assert list(enc.modules_of("t")) == expected
     with pytest.raises(ValueError, match="cannot drop 4 of 4 layers: choose 0..3"):
         build_method({"name": "adapterbias", "leave_out": 4}).apply(enc, "u")
 
@@ -81,7 +81,7 @@ def test_adapterbias_sits_at_the_ffn_output_of_layers_from_leave_out(leave_out):
 def test_adapterbias_share_alpha_shares_alpha_only():
     enc = encoder()
     build_method({"name": "adapterbias", "share_alpha": True}).apply(enc, "t")
-    modules = list(enc.task_modules["t"].values())
+    modules = list(enc.modules_of("t").values())
     assert all(m.alpha is modules[0].alpha for m in modules)
     assert len({id(m.vector) for m in modules}) == len(modules)
 
@@ -121,7 +121,7 @@ def test_biases_count_unless_weights_only(bert_base):
 def test_shared_module_is_counted_once_however_many_keys_hold_it():
     enc = encoder()
     build_method({"name": "pfeiffer", "reduction_factor": 4, "shared": True}).apply(enc, "t")
-    adapters = list(enc.task_modules["t"].values())
+    adapters = list(enc.modules_of("t").values())
     assert len(adapters) == enc.num_layers and all(a is adapters[0] for a in adapters)
     one = 2 * 64 * 16 + 16 + 64
     assert task_parameter_count(enc, "t") == one
@@ -142,7 +142,7 @@ def test_task_count_needs_a_known_task():
 def test_full_fine_tuning_trains_the_backbone_through_the_engine():
     enc = encoder()
     build_method({"name": "full"}).apply(enc, "t")
-    assert enc.tasks == ["t"] and len(enc.task_modules["t"]) == 0
+    assert enc.tasks == ["t"] and len(enc.modules_of("t")) == 0
     assert count_parameters(enc, trainable_only=True) == count_parameters(enc.backbone)
     assert task_parameter_count(enc, "t") == 0
     ids, mask = batch()

@@ -10,39 +10,36 @@ attention kernels are HF's) because two things AdapterDrop is about need the loo
 * where autograd starts: with a frozen backbone, layers below the lowest active adapter run
   under ``no_grad``, so they store no activations and take no backward.
 
-Task modules are kept in ``task_modules[task][site_key]`` (peft-style, keyed by name) so several
-tasks live in one model; a module object may sit at several keys (cross-layer sharing).
+Task modules are kept per task and site (``modules_of(task)``: ``SiteKey -> module``, stored
+peft-style in an ``nn.ModuleDict`` keyed by ``str(key)``) so several tasks live in one model; a
+module object may sit at several keys (cross-layer sharing).
+
+The engine imports the core only (``adapterdrop.core``): it runs ``SiteModule`` terms (batched
+through a module type's own ``batched_delta`` hook where signatures agree) and ``LayerModule``
+whole layers, and knows no method.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from adapterdrop.methods.base import LayerModule, Site, SiteInputs, SiteModule, site_key
-from adapterdrop.methods.bottleneck import BottleneckAdapter, batched_bottleneck_delta
-
-
-def attention_sublayer(layer: nn.Module, hidden: torch.Tensor, mask: torch.Tensor | None):
-    """Self-attention and its output projection + dropout: ``x`` of the attention site."""
-    context = layer.attention.self(hidden, attention_mask=mask)[0]
-    out = layer.attention.output
-    return out.dropout(out.dense(context))
-
-
-def ffn_sublayer(layer: nn.Module, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """FFN: returns the intermediate activation and the projected output ``x`` of the site."""
-    intermediate = layer.intermediate(hidden)
-    return intermediate, layer.output.dropout(layer.output.dense(intermediate))
-
-
-def site_norm(layer: nn.Module, site: Site) -> nn.LayerNorm:
-    return layer.attention.output.LayerNorm if site is Site.ATTENTION else layer.output.LayerNorm
+from adapterdrop.core import (
+    LayerModule,
+    Method,
+    Site,
+    SiteInputs,
+    SiteKey,
+    SiteModule,
+    attention_sublayer,
+    ffn_sublayer,
+    site_norm,
+)
 
 
 def encoder_mask(
@@ -132,7 +129,7 @@ class _DeviceIndex:
 
 
 class _SiteView:
-    """One site's tensors for all streams, handing methods either one stream or all at once."""
+    """One site's tensors for all streams (a ``core.SiteBatch``): one stream or all at once."""
 
     def __init__(
         self,
@@ -162,15 +159,17 @@ class _SiteView:
             pre_norm=cut(self.pre_norm, index),
         )
 
-    def adapter_input(self, adapter: BottleneckAdapter, stream_index: list[int]) -> torch.Tensor:
-        """``(B, S, d)`` when all read one stream, else ``(N, B, S, d)``, computed in one op."""
-        if len(set(stream_index)) == 1:
-            return adapter.adapter_input(self.inputs(stream_index[0]))
+    def per_stream(
+        self, read: Callable[[SiteInputs], torch.Tensor], streams: Sequence[int]
+    ) -> torch.Tensor:
+        """``(B, S, ...)`` when all read one stream, else ``(N, B, S, ...)``, computed in one op."""
+        if len(set(streams)) == 1:
+            return read(self.inputs(streams[0]))
         count = len(self.streams.labels)
-        full = adapter.adapter_input(self.all).unflatten(0, (count, self.streams.batch))
-        if stream_index == list(range(count)):
+        full = read(self.all).unflatten(0, (count, self.streams.batch))
+        if list(streams) == list(range(count)):
             return full
-        return full.index_select(0, self.device_index(stream_index, full.device))
+        return full.index_select(0, self.device_index(list(streams), full.device))
 
 
 class AdapterEncoder(nn.Module):
@@ -179,7 +178,8 @@ class AdapterEncoder(nn.Module):
     def __init__(self, backbone: PreTrainedModel) -> None:
         super().__init__()
         self.backbone = backbone
-        self.task_modules = nn.ModuleDict()
+        self.task_modules = nn.ModuleDict()  # storage: use modules_of / add_module_at
+        self._methods: dict[str, Method | None] = {}
         self._mask_cache: dict[int, torch.Tensor | None] = {}
         self._device_index = _DeviceIndex()
 
@@ -200,22 +200,48 @@ class AdapterEncoder(nn.Module):
     def tasks(self) -> list[str]:
         return list(self.task_modules.keys())
 
-    def add_task(self, task: str) -> None:
-        """A task with no site module yet (full fine-tuning and LoRA change the backbone)."""
+    def add_task(self, task: str, method: Method | None = None) -> None:
+        """A task with no site module yet; ``method`` is what builds it (``None``: modules added
+        by hand). Full fine-tuning and LoRA add no site module: they change the backbone."""
         if task in self.task_modules:
             raise ValueError(f"task {task!r} already exists; this model has tasks {self.tasks}")
         self.task_modules[task] = nn.ModuleDict()
+        self._methods[task] = method
 
-    def add_module_at(self, task: str, layer: int, site: Site | str, module: nn.Module) -> None:
-        """Register ``module`` for ``task`` at a site (``"layer"`` for a whole-layer module)."""
+    def add_module_at(self, task: str, layer: int, site: Site, module: nn.Module) -> None:
+        """Register ``module`` for ``task`` at ``site`` of ``layer`` (``Site.LAYER``: all of it)."""
         self.check_layer(layer)
-        key = f"{layer}_layer" if site == "layer" else site_key(layer, Site(site))
+        key = SiteKey(layer, Site(site))
         if task not in self.task_modules:
             self.add_task(task)
-        self.task_modules[task][key] = module.train(self.training)
+        self.task_modules[task][str(key)] = module.train(self.training)
+
+    def remove_module(self, task: str, key: SiteKey) -> None:
+        del self.task_modules[self.check_task(task)][str(key)]
 
     def remove_task(self, task: str) -> None:
         del self.task_modules[self.check_task(task)]
+        del self._methods[task]
+
+    def modules_of(self, task: str) -> dict[SiteKey, nn.Module]:
+        """``task``'s modules by site, in the order they were added (a copy: edit through the
+        encoder). A module shared across layers appears at each of its keys."""
+        modules = self.task_modules[self.check_task(task)]
+        return {SiteKey.parse(key): module for key, module in modules.items()}
+
+    def method_of(self, task: str) -> Method | None:
+        """The method that built ``task`` (``None`` for modules added by hand)."""
+        return self._methods[self.check_task(task)]
+
+    def trainable(self, task: str) -> list[nn.Parameter]:
+        """What training ``task`` updates: its modules' trainable parameters, each once, and,
+        when its method changes the backbone, the backbone's trainable ones (LoRA's injected
+        weights, or every weight for full fine-tuning)."""
+        own = [p for p in self.task_modules[self.check_task(task)].parameters() if p.requires_grad]
+        method = self._methods[task]
+        if method is None or not method.changes_backbone:
+            return own
+        return own + [p for p in self.backbone.parameters() if p.requires_grad]
 
     def check_task(self, task: str) -> str:
         if task not in self.task_modules:
@@ -245,8 +271,7 @@ class AdapterEncoder(nn.Module):
 
     def branch_layer(self, task: str, dropped: int) -> int:
         """First layer at which ``task`` has an active module, or ``num_layers`` if none."""
-        layers = [int(key.split("_")[0]) for key in self.task_modules[task]]
-        active = [layer for layer in layers if layer >= dropped]
+        active = [key.layer for key in self.modules_of(task) if key.layer >= dropped]
         return min(active, default=self.num_layers)
 
     # ------------------------------------------------------------------- forward
@@ -330,7 +355,7 @@ class AdapterEncoder(nn.Module):
     def _whole_layer_module(
         self, i: int, streams: _Streams, branch: dict[str, int], dropped: dict[str, int]
     ) -> LayerModule | None:
-        key = f"{i}_layer"
+        key = str(SiteKey(i, Site.LAYER))
         owners = [t for t in branch if key in self.task_modules[t] and i >= dropped[t]]
         if not owners:
             return None
@@ -354,7 +379,7 @@ class AdapterEncoder(nn.Module):
     ) -> _Streams:
         """Add each stream's task term at this site, branch new tasks off the shared stream,
         and apply the sub-layer's LayerNorm to all streams at once."""
-        key = site_key(i, site)
+        key = str(SiteKey(i, site))
         view = _SiteView(
             streams, projected, intermediate, site_norm(layer, site), self._device_index
         )
@@ -389,16 +414,19 @@ class AdapterEncoder(nn.Module):
     ) -> torch.Tensor:
         """Terms of ``tasks`` reading streams ``stream_index``, task-major: ``(N * B, S, d)``.
 
-        Same-shaped bottleneck adapters run as one batched op; others one by one. One task
-        (the common case) returns its module's term as is, with no copy or reshape.
+        Same-typed modules with equal batch signatures run as one op, their type's
+        ``batched_delta``; others one by one. One task (the common case) returns its module's
+        term as is, with no copy or reshape.
         """
         modules: list[SiteModule] = [self.task_modules[t][key] for t in tasks]
         if len(modules) == 1:
             return modules[0].delta(view.inputs(stream_index[0]))
+        kind = type(modules[0])
         signature = modules[0].batch_signature()
-        if signature is not None and all(m.batch_signature() == signature for m in modules):
-            adapter_input = view.adapter_input(modules[0], stream_index)
-            return batched_bottleneck_delta(modules, adapter_input).flatten(0, 1)
+        if signature is not None and all(
+            type(m) is kind and m.batch_signature() == signature for m in modules
+        ):
+            return kind.batched_delta(modules, view, stream_index).flatten(0, 1)
         return torch.cat(
             [m.delta(view.inputs(g)) for m, g in zip(modules, stream_index, strict=True)]
         )
@@ -406,6 +434,3 @@ class AdapterEncoder(nn.Module):
     def _outputs(self, streams: _Streams, names: list[str]) -> dict[str, torch.Tensor]:
         index = {label: g for g, label in enumerate(streams.labels)}
         return {t: streams.slice(streams.hidden, index.get(t, index.get(None))) for t in names}
-
-
-__all__ = ["AdapterEncoder", "BottleneckAdapter", "attention_sublayer", "ffn_sublayer"]

@@ -51,24 +51,17 @@ def count_parameters(
 
 
 def task_parameter_count(encoder: AdapterEncoder, task: str, weights_only: bool = False) -> int:
-    """Parameters added for ``task``: its site modules plus any peft LoRA adapter named after it.
+    """Parameters added for ``task``: its site modules plus any its method placed inside the
+    backbone (``Method.backbone_parameters``: LoRA's, named after the task).
 
     Backbone weights are excluded, so full fine-tuning counts 0 here; use
     ``count_parameters(encoder, trainable_only=True)`` for what an optimizer updates.
     """
-    encoder.check_task(task)
-    own = encoder.task_modules[task].named_parameters(remove_duplicate=False)
-    lora = (
-        (name, param)
-        for name, param in encoder.backbone.named_parameters()
-        if _is_lora_of(name, task)
-    )
-    return count([*own, *lora], weights_only=weights_only)
-
-
-def _is_lora_of(name: str, task: str) -> bool:
-    """peft names LoRA weights ``...query.lora_A.<adapter>.weight``."""
-    parts = name.split(".")
-    return any(
-        part.startswith("lora_") and parts[i + 1] == task for i, part in enumerate(parts[:-1])
-    )
+    own = [
+        (f"{key}.{name}", param)
+        for key, module in encoder.modules_of(task).items()
+        for name, param in module.named_parameters(remove_duplicate=False)
+    ]
+    method = encoder.method_of(task)
+    added = [] if method is None else list(method.backbone_parameters(encoder.backbone, task))
+    return count([*own, *added], weights_only=weights_only)

@@ -170,10 +170,8 @@ def training_step(
 
 
 def task_parameters(model: MultiTaskModel, task: str) -> list[nn.Parameter]:
-    """What training ``task`` updates: its trainable modules and its head."""
-    modules = model.encoder.task_modules[model.encoder.check_task(task)]
-    own = [p for p in modules.parameters() if p.requires_grad]
-    return own + list(model.heads[task].parameters())
+    """What training ``task`` updates: the encoder's ``trainable(task)`` and the task's head."""
+    return model.encoder.trainable(task) + list(model.heads[task].parameters())
 
 
 def adapter_training_step(

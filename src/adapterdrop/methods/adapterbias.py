@@ -9,16 +9,12 @@ On bert-base that is 12 x (768 + 3072 + 1) = 46,092 parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from adapterdrop.methods.base import Site, SiteInputs, SiteModule
+from adapterdrop.core import Encoder, Method, Site, SiteInputs, SiteModule
 from adapterdrop.methods.registry import register
-
-if TYPE_CHECKING:
-    from adapterdrop.engine import AdapterEncoder
 
 
 class AdapterBias(SiteModule):
@@ -43,7 +39,7 @@ class AdapterBias(SiteModule):
 
 @register("adapterbias")
 @dataclass
-class AdapterBiasMethod:
+class AdapterBiasMethod(Method):
     """AdapterBias in every layer ``>= leave_out`` (specialized AdapterDrop below it).
 
     ``share_alpha`` uses one ``alpha`` map for all layers; each layer keeps its own ``v``.
@@ -52,10 +48,11 @@ class AdapterBiasMethod:
     share_alpha: bool = False
     leave_out: int = 0
 
-    def apply(self, encoder: AdapterEncoder, task: str) -> None:
+    def apply(self, encoder: Encoder, task: str) -> None:
         encoder.check_dropped(self.leave_out)
         config = encoder.backbone.config
         shared = nn.Linear(config.intermediate_size, 1) if self.share_alpha else None
+        encoder.add_task(task, self)
         for layer in range(self.leave_out, encoder.num_layers):
             module = AdapterBias(config.hidden_size, config.intermediate_size, shared)
             encoder.add_module_at(task, layer, Site.OUTPUT, module)

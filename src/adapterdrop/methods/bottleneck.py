@@ -6,23 +6,21 @@ The math matches AdapterHub's ``SeqBnConfig`` (Pfeiffer) and ``DoubleSeqBnConfig
 * Houlsby, both sites: ``y = LN(x + r + U f(D x))`` with ``f = swish``.
 
 ``x`` is the sub-layer's projected output, ``r`` its residual input, ``LN`` the frozen
-LayerNorm of that sub-layer (see ``base.py``).
+LayerNorm of that sub-layer (see ``adapterdrop.core.sites``). Same-shaped adapters of several
+tasks run as one batched op through ``BottleneckAdapter.batched_delta``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from transformers.activations import get_activation
 
-from adapterdrop.methods.base import Site, SiteInputs, SiteModule
+from adapterdrop.core import Encoder, Method, Site, SiteBatch, SiteInputs, SiteModule
 from adapterdrop.methods.registry import register
-
-if TYPE_CHECKING:
-    from adapterdrop.engine import AdapterEncoder
 
 INITS = ("zero_up", "bert")
 
@@ -85,6 +83,14 @@ class BottleneckAdapter(SiteModule):
             self.reads_normed,
         )
 
+    @classmethod
+    def batched_delta(
+        cls, modules: Sequence[BottleneckAdapter], batch: SiteBatch, streams: Sequence[int]
+    ) -> torch.Tensor:
+        """All adapters' inputs in one op (they share how they read), then batched matmuls."""
+        adapter_input = batch.per_stream(modules[0].adapter_input, streams)
+        return batched_bottleneck_delta(list(modules), adapter_input)
+
 
 def batched_bottleneck_delta(
     adapters: list[BottleneckAdapter], adapter_input: torch.Tensor
@@ -119,7 +125,7 @@ def batched_bottleneck_delta(
 @register("pfeiffer", sites=("output",), activation="relu", reads_normed=True)
 @register("houlsby", sites=("attention", "output"), activation="swish", reads_normed=False)
 @dataclass
-class BottleneckMethod:
+class BottleneckMethod(Method):
     """Bottleneck adapters at the given sites of every layer ``>= leave_out``.
 
     ``leave_out = n`` is specialized AdapterDrop: no adapter is ever built in layers ``< n``.
@@ -134,7 +140,7 @@ class BottleneckMethod:
     leave_out: int = 0
     shared: bool = False
 
-    def apply(self, encoder: AdapterEncoder, task: str) -> None:
+    def apply(self, encoder: Encoder, task: str) -> None:
         encoder.check_dropped(self.leave_out)
         width = bottleneck_size(encoder.hidden_size, self.reduction_factor)
 
@@ -144,7 +150,11 @@ class BottleneckMethod:
             )
 
         shared = {site: make() for site in self.sites} if self.shared else {}
-        for layer in range(self.leave_out, encoder.num_layers):
-            for site in self.sites:
-                module = shared[site] if self.shared else make()
-                encoder.add_module_at(task, layer, Site[site.upper()], module)
+        placed = [
+            (layer, Site[site.upper()], shared[site] if self.shared else make())
+            for layer in range(self.leave_out, encoder.num_layers)
+            for site in self.sites
+        ]
+        encoder.add_task(task, self)
+        for layer, site, module in placed:
+            encoder.add_module_at(task, layer, site, module)

@@ -34,19 +34,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from transformers.activations import ACT2FN
 
-from adapterdrop.engine import attention_sublayer, ffn_sublayer
-from adapterdrop.methods.base import LayerModule
+from adapterdrop.core import Encoder, LayerModule, Method, Site, attention_sublayer, ffn_sublayer
 from adapterdrop.methods.bottleneck import INITS, bottleneck_size
 from adapterdrop.methods.registry import register
-
-if TYPE_CHECKING:
-    from adapterdrop.engine import AdapterEncoder
 
 ROUTER_INITS = ("normal", "zeros")
 
@@ -156,7 +151,7 @@ def token_keep(
 
 
 def frozen_layer(layer: nn.Module, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """The HF post-LN BERT/RoBERTa layer, written with the engine's sub-layer helpers."""
+    """The HF post-LN BERT/RoBERTa layer, written with the core's sub-layer helpers."""
     attended = layer.attention.output.LayerNorm(attention_sublayer(layer, hidden, mask) + hidden)
     _, projected = ffn_sublayer(layer, attended)
     return layer.output.LayerNorm(projected + attended)
@@ -256,7 +251,7 @@ def check_choices(activation: str, init: str, router_init: str) -> None:
 
 @register("coda")
 @dataclass
-class CodaMethod:
+class CodaMethod(Method):
     """A ``CodaLayer`` in every layer ``>= leave_out``; layers below run dense and frozen.
 
     ``token_ratio`` is CoDA's ``r`` (k = ceil(seq / r) tokens per layer); ``reduction_factor``
@@ -282,9 +277,10 @@ class CodaMethod:
     def schedule(self) -> EpsilonSchedule:
         return EpsilonSchedule(self.iterations, self.epsilon, self.epsilon_init, self.epsilon_decay)
 
-    def apply(self, encoder: AdapterEncoder, task: str) -> None:
+    def apply(self, encoder: Encoder, task: str) -> None:
         encoder.check_dropped(self.leave_out)
         width = bottleneck_size(encoder.hidden_size, self.reduction_factor)
+        encoder.add_task(task, self)
         for layer in range(self.leave_out, encoder.num_layers):
             module = CodaLayer(
                 encoder.hidden_size,
@@ -295,4 +291,4 @@ class CodaMethod:
                 self.init,
                 self.router_init,
             )
-            encoder.add_module_at(task, layer, "layer", module)
+            encoder.add_module_at(task, layer, Site.LAYER, module)

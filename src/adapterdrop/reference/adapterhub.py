@@ -1,8 +1,9 @@
 """AdapterHub (``adapters`` 1.3) over the same weights as our engine: the reference and the peer.
 
 ``build_adapterhub_reference(encoder)`` deep-copies our backbone, turns it into an AdapterHub
-model with ``adapters.init``, adds one AdapterHub bottleneck adapter per task (same name, same
-config) and copies our adapter weights in. Equivalence tests then compare final hidden states;
+model with ``adapters.init``, adds one AdapterHub bottleneck adapter per task (same name, and
+the AdapterHub config of the task's own method config, ``encoder.method_of(task)``) and copies
+our adapter weights in. Equivalence tests then compare final hidden states;
 the benchmark times the two implementations on identical inputs and weights.
 
 How our modes map onto AdapterHub's:
@@ -43,14 +44,14 @@ from adapters.methods.bottleneck import BottleneckLayer
 from torch import nn
 from transformers import PreTrainedModel
 
+from adapterdrop.core import Site
 from adapterdrop.engine import AdapterEncoder
-from adapterdrop.methods.base import Site
-from adapterdrop.methods.bottleneck import BottleneckAdapter
+from adapterdrop.methods.bottleneck import BottleneckAdapter, BottleneckMethod, bottleneck_size
 
 # Our site <-> AdapterHub's ``location_key`` of the bottleneck layer at that place.
 LOCATION_KEYS = {Site.ATTENTION: "mh_adapter", Site.OUTPUT: "output_adapter"}
 
-# (sites, activation, reads_normed) of our presets <-> the AdapterHub config class.
+# (sites, activation, reads_normed) of our bottleneck presets <-> the AdapterHub config class.
 _KINDS: dict[tuple[frozenset[Site], str, bool], tuple[str, type[BnConfig]]] = {
     (frozenset({Site.OUTPUT}), "relu", True): ("pfeiffer", SeqBnConfig),
     (frozenset({Site.ATTENTION, Site.OUTPUT}), "swish", False): ("houlsby", DoubleSeqBnConfig),
@@ -59,7 +60,7 @@ _KINDS: dict[tuple[frozenset[Site], str, bool], tuple[str, type[BnConfig]]] = {
 
 @dataclass(frozen=True)
 class AdapterSpec:
-    """What AdapterHub needs to rebuild one task's adapters, read off our modules."""
+    """What AdapterHub needs to rebuild one task's adapters, from the task's method config."""
 
     kind: str  # "pfeiffer" or "houlsby"
     config_class: type[BnConfig]
@@ -77,34 +78,33 @@ class AdapterSpec:
 
 
 def adapter_spec(encoder: AdapterEncoder, task: str) -> AdapterSpec:
-    """Infer the AdapterHub equivalent of ``task``'s modules; refuse what it cannot express."""
-    modules = encoder.task_modules[encoder.check_task(task)]
-    placed: dict[int, dict[Site, BottleneckAdapter]] = {}
-    for key, module in modules.items():
-        if not isinstance(module, BottleneckAdapter):
-            raise ValueError(
-                f"task {task!r} has a {type(module).__name__} at {key!r}; the AdapterHub reference "
-                f"supports only Pfeiffer/Houlsby BottleneckAdapter modules"
-            )
-        layer, site = key.split("_", 1)
-        placed.setdefault(int(layer), {})[Site[site.upper()]] = module
-    if len({id(m) for m in modules.values()}) != len(modules):
+    """The AdapterHub equivalent of the method config that built ``task``; refuse what
+    AdapterHub cannot express."""
+    modules = encoder.modules_of(task)
+    method = encoder.method_of(task)
+    if not isinstance(method, BottleneckMethod):
+        built = "added by hand" if method is None else f"built by {type(method).__name__}"
+        kinds = sorted({type(m).__name__ for m in modules.values()})
+        raise ValueError(
+            f"task {task!r} has modules {kinds} ({built}); the AdapterHub reference supports "
+            f"only Pfeiffer/Houlsby BottleneckAdapter modules built by their method"
+        )
+    if method.shared:
         raise ValueError(
             f"task {task!r} shares one adapter across layers; AdapterHub has no cross-layer sharing"
         )
-    first = next(iter(modules.values()))
-    sites = frozenset(site for by_site in placed.values() for site in by_site)
-    signature = (sites, first.activation_name, first.reads_normed)
-    if signature not in _KINDS or any(set(by_site) != sites for by_site in placed.values()):
+    sites = frozenset(Site[site.upper()] for site in method.sites)
+    signature = (sites, method.activation, method.reads_normed)
+    if signature not in _KINDS:
         valid = [kind for kind, _ in _KINDS.values()]
         raise ValueError(
             f"task {task!r}: adapters at sites {sorted(s.name for s in sites)} with activation "
-            f"{first.activation_name!r} match no AdapterHub preset; supported: {valid}"
+            f"{method.activation!r} match no AdapterHub preset; supported: {valid}"
         )
-    if any(m.batch_signature() != first.batch_signature() for m in modules.values()):
-        raise ValueError(f"task {task!r}: adapters differ in shape or activation across layers")
     kind, config_class = _KINDS[signature]
-    return AdapterSpec(kind, config_class, first.down.out_features, tuple(sorted(placed)), sites)
+    bottleneck = bottleneck_size(encoder.hidden_size, method.reduction_factor)
+    layers = tuple(range(method.leave_out, encoder.num_layers))
+    return AdapterSpec(kind, config_class, bottleneck, layers, sites)
 
 
 @dataclass(frozen=True)
@@ -218,24 +218,22 @@ def _copy_weights(
     encoder: AdapterEncoder, task: str, layers: dict[tuple[int, str], BottleneckLayer]
 ) -> None:
     """Our ``down``/``up`` Linear -> AdapterHub's ``adapter_down[0]``/``adapter_up``."""
-    ours = encoder.task_modules[task]
+    ours = {(key.layer, LOCATION_KEYS[key.site]): m for key, m in encoder.modules_of(task).items()}
     theirs = {
         (i, key): layer.adapters[task]
         for (i, key), layer in layers.items()
         if task in layer.adapters
     }
-    expected = {
-        (int(k.split("_", 1)[0]), LOCATION_KEYS[Site[k.split("_", 1)[1].upper()]]) for k in ours
-    }
-    if set(theirs) != expected:
+    if set(theirs) != set(ours):
         raise RuntimeError(
             f"AdapterHub placed {task!r} at {sorted(theirs)}, but our adapters sit at "
-            f"{sorted(expected)}"
+            f"{sorted(ours)}"
         )
     with torch.no_grad():
-        for key, module in ours.items():
-            layer, site = key.split("_", 1)
-            hub = theirs[(int(layer), LOCATION_KEYS[Site[site.upper()]])]
+        for place, module in ours.items():
+            if not isinstance(module, BottleneckAdapter):
+                raise RuntimeError(f"task {task!r} holds a {type(module).__name__} at {place}")
+            hub = theirs[place]
             hub.adapter_down[0].weight.copy_(module.down.weight)
             hub.adapter_down[0].bias.copy_(module.down.bias)
             hub.adapter_up.weight.copy_(module.up.weight)
@@ -260,18 +258,3 @@ def build_adapterhub_reference(
         _copy_weights(encoder, task, layers)
     model.train(encoder.training)
     return AdapterHubReference(model=model, tasks=tuple(names), specs=specs)
-
-
-def adapterhub_parallel_forward(
-    encoder: AdapterEncoder, tasks: Iterable[str], dropped_layers: int = 0
-) -> HubForward:
-    """Benchmark peer of ``encoder(ids, mask, tasks=tasks, dropped_layers=n)``."""
-    names = list(tasks)
-    return build_adapterhub_reference(encoder, names).parallel_forward(names, dropped_layers)
-
-
-def adapterhub_single_forward(
-    encoder: AdapterEncoder, task: str, dropped_layers: int = 0
-) -> HubForward:
-    """Benchmark peer of ``encoder(ids, mask, tasks=task, dropped_layers=n)[task]``."""
-    return build_adapterhub_reference(encoder, [task]).single_forward(task, dropped_layers)

@@ -12,15 +12,12 @@ the ``Fuse`` block's *last* adapter in every layer, so that adapter must be fuse
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import torch
 from adapters import Fuse
 from adapters.configuration import DynamicAdapterFusionConfig
 from transformers import PreTrainedModel
 
+from adapterdrop.core import Site
 from adapterdrop.engine import AdapterEncoder
-from adapterdrop.methods.base import Site
 from adapterdrop.methods.fusion import FusionLayer, fusion_layers
 from adapterdrop.reference.adapterhub import build_adapterhub_reference
 
@@ -80,15 +77,3 @@ def build_adapterhub_fusion(encoder: AdapterEncoder, task: str) -> PreTrainedMod
             hub_fusion.T = ours.temperature
     model.train(encoder.training)
     return model
-
-
-def adapterhub_fusion_forward(
-    encoder: AdapterEncoder, task: str
-) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
-    """Benchmark peer of ``encoder(ids, mask, tasks=task)[task]`` for a fusion task."""
-    model = build_adapterhub_fusion(encoder, task)
-
-    def forward(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        return model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    return forward

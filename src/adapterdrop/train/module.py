@@ -141,7 +141,7 @@ class AdapterDropModule(pl.LightningModule):
         encoder = AdapterEncoder(backbone.model)
         encoder.freeze_backbone()
         adapter_method.apply(encoder, self.task)
-        if self.drop.mode != "none" and not encoder.task_modules[self.task]:
+        if self.drop.mode != "none" and not encoder.modules_of(self.task):
             raise ValueError(
                 f"drop.mode={self.drop.mode!r} has nothing to drop: method "
                 f"{method_cfg.get('name')!r} adds no per-layer task modules"

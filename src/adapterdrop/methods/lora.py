@@ -1,40 +1,28 @@
-"""Reference points without site modules: full fine-tuning and LoRA (Hu et al. 2022).
+"""LoRA (Hu et al. 2022), injected by peft into the backbone's linear layers.
 
-Neither adds a module at a site, but the engine only runs tasks it knows, so both register the
-task with an empty module dict. Both train weights inside the shared backbone, so they are
-single-task here: full fine-tuning changes every task's encoder, and LoRA weights are held by
-peft inside the attention projections (named after the task, not keyed per task in the
-engine), so a backbone carries at most one LoRA task.
+It adds no module at a site, but the engine only runs tasks it knows, so the task is
+registered with no modules. LoRA weights are held by peft inside the attention projections
+(named after the task, not keyed per task in the engine), so a backbone carries at most one
+LoRA task, and the task's weights are found by name (``backbone_parameters``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import ClassVar
 
 import peft
 from peft.tuners.lora import LoraLayer
 from torch import nn
 
+from adapterdrop.core import Encoder, Method
 from adapterdrop.methods.registry import register
-
-if TYPE_CHECKING:
-    from adapterdrop.engine import AdapterEncoder
-
-
-@register("full")
-@dataclass
-class FullFineTuning:
-    """Train every backbone weight; the task has no modules of its own."""
-
-    def apply(self, encoder: AdapterEncoder, task: str) -> None:
-        encoder.add_task(task)
-        encoder.backbone.requires_grad_(True)
 
 
 @register("lora")
 @dataclass
-class LoraMethod:
+class LoraMethod(Method):
     """LoRA on the named linear layers of every encoder layer, injected in place by peft.
 
     The engine calls the backbone's own sub-modules (``layer.attention.self`` calls ``query``
@@ -47,7 +35,9 @@ class LoraMethod:
     lora_dropout: float = 0.1
     target_modules: tuple[str, ...] = ("query", "value")
 
-    def apply(self, encoder: AdapterEncoder, task: str) -> None:
+    changes_backbone: ClassVar[bool] = True
+
+    def apply(self, encoder: Encoder, task: str) -> None:
         if self.r < 1:
             raise ValueError(f"LoRA rank r must be >= 1, got {self.r}")
         if not self.target_modules:
@@ -58,7 +48,7 @@ class LoraMethod:
                 f"cannot add LoRA task {task!r}: the backbone already holds LoRA adapter(s) "
                 f"{existing}, and LoRA is single-task here"
             )
-        encoder.add_task(task)
+        encoder.add_task(task, self)
         config = peft.LoraConfig(
             r=self.r,
             lora_alpha=self.lora_alpha,
@@ -69,6 +59,18 @@ class LoraMethod:
         peft.inject_adapter_in_model(config, encoder.backbone, adapter_name=task)
         # peft builds its layers in training mode; match the backbone's mode (eval: no dropout).
         encoder.backbone.train(encoder.backbone.training)
+
+    def backbone_parameters(
+        self, backbone: nn.Module, task: str
+    ) -> Iterator[tuple[str, nn.Parameter]]:
+        """peft's weights of adapter ``task``, named ``...query.lora_A.<task>.weight``."""
+        for name, param in backbone.named_parameters():
+            parts = name.split(".")
+            if any(
+                part.startswith("lora_") and parts[i + 1] == task
+                for i, part in enumerate(parts[:-1])
+            ):
+                yield name, param
 
 
 def lora_adapter_names(model: nn.Module) -> list[str]:
