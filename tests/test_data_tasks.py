@@ -145,3 +145,11 @@ def test_wsc_keeps_the_text_when_the_pronoun_is_absent():
 def test_multirc_pairs_paragraph_with_question_and_answer():
     record = {"paragraph": "P.", "question": "Q?", "answer": "A."}
     assert get_task_spec("superglue/multirc").format_inputs(record) == (("P.", "Q? A."),)
+
+
+def test_every_input_format_has_a_formatter_and_each_module_has_one_job():
+    from adapterdrop.data import formatters, spec, tasks
+
+    assert {task.input_format for task in TASKS.values()} == set(formatters.FORMATTERS)
+    assert spec.TaskSpec is tasks.TaskSpec and not hasattr(tasks, "_wsc")
+    assert not hasattr(spec, "get_task_spec") and not hasattr(formatters, "TaskSpec")

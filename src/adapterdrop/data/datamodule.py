@@ -21,8 +21,10 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from adapterdrop.data.errors import DataError
 from adapterdrop.data.readers import Example, read_split, resolve_data_dir, source_fingerprint
-from adapterdrop.data.tasks import DataError, TaskSpec, get_task_spec
+from adapterdrop.data.spec import TaskSpec
+from adapterdrop.data.tasks import get_task_spec
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,9 @@ from typing import Any
 import datasets
 from huggingface_hub import constants as hub_constants
 
-from adapterdrop.data.tasks import DataError, Pair, TaskSpec
+from adapterdrop.data.errors import DataError
+from adapterdrop.data.formatters import Pair
+from adapterdrop.data.spec import TaskSpec
 
 DATA_DIR_ENV = "ADAPTERDROP_DATA_DIR"
 _FORMATS = {"glue": ("tsv", "dev", "tab-separated"), "superglue": ("jsonl", "val", "JSON lines")}
