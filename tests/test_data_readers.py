@@ -10,7 +10,7 @@ import huggingface_hub
 import pytest
 
 from adapterdrop.data import DATA_DIR_ENV, DataError, get_task_spec, read_split
-from adapterdrop.data.readers import resolve_data_dir
+from adapterdrop.data.layout import resolve_data_dir
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -157,15 +157,23 @@ def test_unknown_label_names_value_file_line_and_valid_labels(tmp_path):
 
 
 def test_labelled_split_without_label_column_fails(tmp_path):
-    write(tmp_path, "glue/RTE/train.tsv", tsv(("index", "sentence1", "sentence2"), ("0", "P", "H")))
-    with pytest.raises(DataError, match="no label column 'label'"):
+    header = ("index", "sentence1", "sentence2")
+    path = write(tmp_path, "glue/RTE/train.tsv", tsv(header, ("0", "P", "H")))
+    with pytest.raises(DataError, match="missing the label column 'label'") as err:
         read_split(get_task_spec("glue/rte"), tmp_path, "train")
+    assert f"{path}:1:" in str(err.value) and str(list(header)) in str(err.value)
 
 
 def test_header_without_the_needed_columns_fails(tmp_path):
-    write(tmp_path, "glue/RTE/train.tsv", tsv(("index", "premise", "label"), ("0", "P", "H")))
-    with pytest.raises(DataError, match=r"train.tsv:1: expected a header row"):
+    path = write(
+        tmp_path, "glue/RTE/train.tsv", tsv(("index", "premise", "label"), ("0", "P", "H"))
+    )
+    with pytest.raises(DataError) as err:
         read_split(get_task_spec("glue/rte"), tmp_path, "train")
+    assert str(err.value) == (
+        f"{path}:1: missing column(s) ['sentence1', 'sentence2'] that glue/rte needs; "
+        "the header row has the columns ['index', 'premise', 'label']"
+    )
 
 
 def test_missing_file_names_the_expected_path_and_format(tmp_path):
@@ -354,3 +362,197 @@ def test_real_files_labels_and_test_splits():
     assert all(len(ex.pairs) == 2 for ex in copa)
     rte_test = read_split(get_task_spec("glue/rte"), REAL_DATA, "test")
     assert all(ex.label is None for ex in rte_test)
+
+
+RTE_HEADER = "index\tsentence1\tsentence2\tlabel\n"
+RTE_ROW = "0\tP .\tH .\tentailment\n"
+CB = {"premise": "p", "hypothesis": "h", "label": "neutral", "idx": 0}
+
+
+def multirc(answers, idx=0) -> str:
+    question = {"question": "Q?", "idx": 0, "answers": answers}
+    return jsonl({"idx": idx, "passage": {"text": "P.", "questions": [question]}})
+
+
+# (task, split, file, content, line or None, parts the message must contain)
+MALFORMED = {
+    "empty dev.tsv": (
+        "glue/rte",
+        "validation",
+        "glue/RTE/dev.tsv",
+        "",
+        1,
+        ("the file is empty", "['sentence1', 'sentence2', 'label']", "no columns"),
+    ),
+    "header only, a needed column missing": (
+        "glue/rte",
+        "validation",
+        "glue/RTE/dev.tsv",
+        "index\tsentence1\tlabel\n",
+        1,
+        ("missing column(s) ['sentence2']", "['index', 'sentence1', 'label']"),
+    ),
+    "header only, complete": (
+        "glue/rte",
+        "validation",
+        "glue/RTE/dev.tsv",
+        RTE_HEADER,
+        None,
+        ("holds no examples", "a header row but no data rows"),
+    ),
+    "empty CoLA dev.tsv (headerless task)": (
+        "glue/cola",
+        "validation",
+        "glue/CoLA/dev.tsv",
+        "",
+        1,
+        ("the file is empty", "['sentence', 'label']", "the 4 columns ['source', 'label'"),
+    ),
+    "CoLA row with 3 of 4 columns": (
+        "glue/cola",
+        "train",
+        "glue/CoLA/train.tsv",
+        "gj04\t1\tOk .\n",
+        1,
+        ("missing column(s) ['sentence']", "['gj04', '1', 'Ok .']", "4 columns"),
+    ),
+    "invalid UTF-8 in a TSV row": (
+        "glue/rte",
+        "train",
+        "glue/RTE/train.tsv",
+        (RTE_HEADER + RTE_ROW + "1\tcaf\xe9 .\tH .\tentailment\n").encode("latin-1"),
+        3,
+        ("not valid UTF-8", "byte 0xe9 at byte 6", "re-save it as UTF-8"),
+    ),
+    "UTF-16 TSV": (
+        "glue/rte",
+        "train",
+        "glue/RTE/train.tsv",
+        (RTE_HEADER + RTE_ROW).encode("utf-16"),
+        1,
+        ("not valid UTF-8", "looks like UTF-16"),
+    ),
+    "TSV field over the csv limit": (
+        "glue/rte",
+        "train",
+        "glue/RTE/train.tsv",
+        RTE_HEADER + "0\t" + "a" * 200_000 + "\tH .\tentailment\n",
+        2,
+        ("cannot split the line into columns", "field larger than field limit"),
+    ),
+    "invalid UTF-8 in a JSON line": (
+        "superglue/cb",
+        "train",
+        "superglue/CB/train.jsonl",
+        jsonl(CB).encode() + b'{"premise": "caf\xe9", "hypothesis": "h", "label": "neutral"}\n',
+        2,
+        ("not valid UTF-8", "byte 0xe9"),
+    ),
+    "JSON line that is an array": (
+        "superglue/cb",
+        "train",
+        "superglue/CB/train.jsonl",
+        "[1, 2]\n",
+        1,
+        ("expected a JSON object, got a JSON array: [1, 2]",),
+    ),
+    "JSON field missing": (
+        "superglue/cb",
+        "train",
+        "superglue/CB/train.jsonl",
+        jsonl({"premise": "p", "label": "neutral", "idx": 0}),
+        1,
+        ("missing field 'hypothesis'", "present are ['premise', 'label', 'idx']"),
+    ),
+    "JSON field null": (
+        "superglue/cb",
+        "train",
+        "superglue/CB/train.jsonl",
+        jsonl({**CB, "premise": None}),
+        1,
+        ("field 'premise' is null",),
+    ),
+    "JSON text field a list": (
+        "superglue/cb",
+        "train",
+        "superglue/CB/train.jsonl",
+        jsonl({**CB, "premise": ["p"]}),
+        1,
+        ("field 'premise' must be text, got list",),
+    ),
+    "JSON label missing on a labelled split": (
+        "superglue/cb",
+        "train",
+        "superglue/CB/train.jsonl",
+        jsonl({"premise": "p", "hypothesis": "h", "idx": 0}),
+        1,
+        ("label field 'label' is missing", "['premise', 'hypothesis', 'idx']"),
+    ),
+    "test split with labels on some rows": (
+        "superglue/cb",
+        "test",
+        "superglue/CB/test.jsonl",
+        jsonl({"premise": "p", "hypothesis": "h", "idx": 0}, CB),
+        2,
+        ("has a label but the first row", "test.jsonl:1) has none"),
+    ),
+    "WSC target not an object": (
+        "superglue/wsc",
+        "train",
+        "superglue/WSC/train.jsonl",
+        jsonl({"text": "t", "target": "x", "label": True, "idx": 0}),
+        1,
+        ("field 'target' is a JSON string, not an object", "'target.span1_text'"),
+    ),
+    "WSC nested field missing": (
+        "superglue/wsc",
+        "train",
+        "superglue/WSC/train.jsonl",
+        jsonl({"text": "t", "target": {"span1_text": "x"}, "label": True, "idx": 0}),
+        1,
+        ("missing field 'target.span1_index'", "fields of 'target' present are ['span1_text']"),
+    ),
+    "MultiRC answers not a list": (
+        "superglue/multirc",
+        "train",
+        "superglue/MultiRC/train.jsonl",
+        multirc("A"),
+        1,
+        ("field 'passage.questions[0].answers' must be a JSON array",),
+    ),
+    "MultiRC answer without a label": (
+        "superglue/multirc",
+        "train",
+        "superglue/MultiRC/train.jsonl",
+        multirc([{"text": "A", "idx": 0}]),
+        1,
+        ("'passage.questions[0].answers[0].label' is missing", "['text', 'idx']"),
+    ),
+    "MultiRC paragraph id not an integer": (
+        "superglue/multirc",
+        "train",
+        "superglue/MultiRC/train.jsonl",
+        multirc([{"text": "A", "idx": 0, "label": 1}], idx="p0"),
+        1,
+        ("field 'idx' must be a JSON integer, got \"p0\"",),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("key", "split", "relative", "content", "line", "parts"),
+    MALFORMED.values(),
+    ids=list(MALFORMED),
+)
+def test_malformed_files_fail_with_file_line_and_what_is_wrong(
+    tmp_path, key, split, relative, content, line, parts
+):
+    path = tmp_path / relative
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataError) as err:
+        read_split(get_task_spec(key), tmp_path, split)
+    message = str(err.value)
+    assert message.startswith(f"{path}:{line}: " if line else f"{path}: ")
+    for part in parts:
+        assert part in message

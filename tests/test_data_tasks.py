@@ -153,3 +153,19 @@ def test_every_input_format_has_a_formatter_and_each_module_has_one_job():
     assert {task.input_format for task in TASKS.values()} == set(formatters.FORMATTERS)
     assert spec.TaskSpec is tasks.TaskSpec and not hasattr(tasks, "_wsc")
     assert not hasattr(spec, "get_task_spec") and not hasattr(formatters, "TaskSpec")
+
+
+@pytest.mark.parametrize(
+    ("key", "record", "message"),
+    [
+        ("glue/rte", {"sentence1": 3, "sentence2": "h"}, "field 'sentence1' must be text, got int"),
+        (
+            "superglue/copa",
+            {"premise": "p", "choice1": None, "choice2": "b", "question": "cause"},
+            "field 'choice1' must be text",
+        ),
+    ],
+)
+def test_text_fields_must_be_strings(key, record, message):
+    with pytest.raises(TypeError, match=message):
+        get_task_spec(key).format_inputs(record)

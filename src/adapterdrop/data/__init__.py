@@ -1,13 +1,15 @@
 """GLUE and SuperGLUE data: task specs, readers for local files or the hub, a DataModule.
 
 Modules, one job each: `spec` (what a task is), `formatters` (record to model text), `tasks`
-(the catalogue of every task), `readers` (files or hub rows to examples), `datamodule`
-(tokenise, cache, batch) and `metrics`.
+(the catalogue of every task), `layout` (where a task's files are in a data directory),
+`readers` (files or hub rows to examples), `datamodule` (tokenise, cache, batch) and
+`metrics`.
 """
 
 from adapterdrop.data.datamodule import CACHE_DIR_ENV, PadCollator, TaskDataModule
 from adapterdrop.data.errors import DataError
-from adapterdrop.data.readers import DATA_DIR_ENV, Example, read_split
+from adapterdrop.data.layout import DATA_DIR_ENV
+from adapterdrop.data.readers import Example, read_split
 from adapterdrop.data.spec import LocalFormat, TaskSpec
 from adapterdrop.data.tasks import TASKS, get_task_spec
 

@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from adapterdrop.data.errors import DataError
-from adapterdrop.data.readers import Example, read_split, resolve_data_dir, source_fingerprint
+from adapterdrop.data.layout import resolve_data_dir, source_fingerprint
+from adapterdrop.data.readers import Example, read_split
 from adapterdrop.data.spec import TaskSpec
 from adapterdrop.data.tasks import get_task_spec
 

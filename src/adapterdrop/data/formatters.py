@@ -16,9 +16,17 @@ Record = Mapping[str, Any]
 Formatter = Callable[[Record, tuple[str, ...]], tuple[Pair, ...]]
 
 
+def _text(record: Record, field: str) -> str:
+    """A text field's value, which must be a string (a number or list there is a data error)."""
+    value = record[field]
+    if not isinstance(value, str):
+        raise TypeError(f"field {field!r} must be text, got {type(value).__name__} {value!r}")
+    return value
+
+
 def _text_pair(record: Record, fields: tuple[str, ...]) -> tuple[Pair, ...]:
-    second = str(record[fields[1]]) if len(fields) > 1 else None
-    return ((str(record[fields[0]]), second),)
+    second = _text(record, fields[1]) if len(fields) > 1 else None
+    return ((_text(record, fields[0]), second),)
 
 
 _COPA_QUESTIONS = {"cause": "What was the cause of this?", "effect": "What happened as a result?"}
@@ -29,19 +37,21 @@ def _copa(record: Record, fields: tuple[str, ...]) -> tuple[Pair, ...]:
     question = _COPA_QUESTIONS.get(record["question"])
     if question is None:
         raise ValueError(f"question {record['question']!r} is neither 'cause' nor 'effect'")
-    premise = str(record["premise"])
-    return tuple((premise, f"{question} {record[choice]}") for choice in ("choice1", "choice2"))
+    premise = _text(record, "premise")
+    choices = (_text(record, choice) for choice in ("choice1", "choice2"))
+    return tuple((premise, f"{question} {choice}") for choice in choices)
 
 
 def _multirc(record: Record, fields: tuple[str, ...]) -> tuple[Pair, ...]:
     """(paragraph, question + candidate answer): is this answer option correct?"""
-    return ((str(record["paragraph"]), f"{record['question']} {record['answer']}"),)
+    question, answer = _text(record, "question"), _text(record, "answer")
+    return ((_text(record, "paragraph"), f"{question} {answer}"),)
 
 
 def _wic(record: Record, fields: tuple[str, ...]) -> tuple[Pair, ...]:
     """The two sentences with the target word wrapped in asterisks, located by its offsets."""
-    first = _mark_chars(record["sentence1"], record["start1"], record["end1"])
-    second = _mark_chars(record["sentence2"], record["start2"], record["end2"])
+    first = _mark_chars(_text(record, "sentence1"), record["start1"], record["end1"])
+    second = _mark_chars(_text(record, "sentence2"), record["start2"], record["end2"])
     return ((first, second),)
 
 
@@ -56,9 +66,9 @@ def _wsc(record: Record, fields: tuple[str, ...]) -> tuple[Pair, ...]:
     span1?"). The original span indices are sometimes off by a word or differ in case or
     punctuation, so the pronoun is marked at the matching word nearest to its index; when no
     word matches, the text stays unmarked and the question alone names the pronoun."""
-    words = str(record["text"]).split(" ")
-    span1 = " ".join(str(record["span1_text"]).split())
-    span2 = " ".join(str(record["span2_text"]).split())
+    words = _text(record, "text").split(" ")
+    span1 = " ".join(_text(record, "span1_text").split())
+    span2 = " ".join(_text(record, "span2_text").split())
     start = _nearest_match(words, span2.split(" "), record["span2_index"])
     if start is not None:
         end = start + len(span2.split(" ")) - 1

@@ -1,15 +1,17 @@
 """Read a task split into `Example`s from a local directory in the original formats, or the hub.
 
-Local files are validated row by row so that a bad file fails with its name and line number
-before any tokenisation starts. The hub is only used when no data directory is configured.
+Local files are validated row by row so that a bad file fails before any tokenisation starts.
+Every error names the file and, where there is one, the line (`path:line: ...`); errors about
+columns or fields also name the one missing and those present. The hub is only used when no
+data directory is configured.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import itertools
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -22,10 +24,14 @@ from huggingface_hub import constants as hub_constants
 
 from adapterdrop.data.errors import DataError
 from adapterdrop.data.formatters import Pair
+from adapterdrop.data.layout import (
+    DATA_DIR_ENV,
+    check_split_name,
+    expected_files,
+    split_path,
+)
 from adapterdrop.data.spec import TaskSpec
 
-DATA_DIR_ENV = "ADAPTERDROP_DATA_DIR"
-_FORMATS = {"glue": ("tsv", "dev", "tab-separated"), "superglue": ("jsonl", "val", "JSON lines")}
 _HUB_PROBE_SECONDS = 5.0
 _MISSING = object()
 
@@ -43,114 +49,106 @@ class Example:
     groups: tuple[int, ...] = ()
 
 
-def resolve_data_dir(spec: TaskSpec, data_dir: str | os.PathLike[str] | None) -> Path | None:
-    """The configured data directory (argument, else env variable), checked to hold the task.
-
-    None means no local directory is configured, so the hub is the source.
-    """
-    chosen = data_dir or os.environ.get(DATA_DIR_ENV) or None
-    if chosen is None:
-        return None
-    root = Path(chosen).expanduser()
-    if not task_dir(spec, root).is_dir():
-        raise DataError(
-            f"No {spec.key} data at {task_dir(spec, root)}: data_dir ({root}) must hold "
-            f"{spec.benchmark}/{spec.local.folder}/ with {_expected_files(spec)}"
-        )
-    return root
-
-
-def task_dir(spec: TaskSpec, root: Path) -> Path:
-    return root / spec.benchmark / spec.local.folder
-
-
-def split_path(spec: TaskSpec, root: Path, split: str) -> Path:
-    """E.g. glue/MNLI/dev_matched.tsv or superglue/CB/val.jsonl under `root`; must exist."""
-    _check_split(spec, split)
-    suffix, validation_stem, _ = _FORMATS[spec.benchmark]
-    path = task_dir(spec, root) / f"{split.replace('validation', validation_stem)}.{suffix}"
-    if not path.is_file():
-        raise DataError(f"Missing {spec.key} {split} file {path}; expected {_expected_files(spec)}")
-    return path
-
-
-def _check_split(spec: TaskSpec, split: str) -> None:
-    if split not in spec.splits:
-        raise DataError(f"{spec.key} has no split {split!r}; its splits are {spec.splits}")
-
-
-def _expected_files(spec: TaskSpec) -> str:
-    suffix, validation_stem, kind = _FORMATS[spec.benchmark]
-    names = [f"{split.replace('validation', validation_stem)}.{suffix}" for split in spec.splits]
-    return f"{', '.join(names)} ({kind} files as in the official download)"
-
-
-def source_fingerprint(spec: TaskSpec, root: Path | None, split: str) -> str:
-    """Identifies the split's raw data for the cache key; a changed local file changes it."""
-    if root is None:
-        _check_split(spec, split)
-        return f"hub:{spec.hub_id}:{spec.hub_config}:{split}"
-    path = split_path(spec, root, split)
-    stat = path.stat()
-    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
 def read_split(spec: TaskSpec, root: Path | None, split: str) -> list[Example]:
     """All examples of one split, from `root` when given, else from the hub."""
     if root is None:
-        _check_split(spec, split)
+        check_split_name(spec, split)
         return _read_hub(spec, split)
     path = split_path(spec, root, split)
-    rows = _tsv_rows(spec, path, split) if spec.benchmark == "glue" else _jsonl_rows(spec, path)
-    examples = [
-        _example(spec, split, where, record, _label_index(spec, raw, where), groups)
-        for where, record, raw, groups in rows
-    ]
+    read_rows = _tsv_rows if spec.benchmark == "glue" else _jsonl_rows
+    rows = read_rows(spec, path, split)
+    examples: list[Example] = []
+    first = ""
+    try:
+        for where, record, raw, groups in rows:
+            example = _example(spec, split, where, record, _label_index(spec, raw, where), groups)
+            if examples and (example.label is None) != (examples[0].label is None):
+                here, there = ("no label", "one") if example.label is None else ("a label", "none")
+                raise DataError(
+                    f"{where}: this row has {here} but the first row ({first}) has {there}; "
+                    "the rows of a split must be all labelled or all unlabelled"
+                )
+            first = first or where
+            examples.append(example)
+    except UnicodeDecodeError:
+        raise _utf8_error(path) from None
     if not examples:
-        raise DataError(f"{path} holds no examples")
-    if len({example.label is None for example in examples}) > 1:
-        raise DataError(f"{path}: some rows have a label and others have none")
+        raise DataError(f"{path}: holds no examples ({_empty_reason(path)})")
     return examples
+
+
+def _empty_reason(path: Path) -> str:
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if path.suffix == ".tsv":
+        return "a header row but no data rows"
+    return "only blank lines"
 
 
 def _tsv_rows(spec: TaskSpec, path: Path, split: str) -> Iterator[Row]:
     """GLUE TSV rows; QUOTE_NONE because sentences contain unbalanced quote characters."""
     local = spec.local
-    columns = local.columns or spec.text_fields
+    columns = list(local.columns or spec.text_fields)
+    labelled = not split.startswith("test")
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, [])
-        rows = ((reader.line_num, row) for row in reader)
-        if not set(columns) <= set(header):
-            if len(header) != len(local.headerless_columns):
+        try:
+            first = next(reader, None)
+        except csv.Error as err:
+            raise DataError(f"{path}:1: cannot split the line into columns ({err})") from None
+        if first is None:
+            needed = columns + ([local.label_column] if labelled else [])
+            raise DataError(
+                f"{path}:1: the file is empty: missing the header row with the column(s) "
+                f"{needed} that {spec.key} {split} needs; the file has no columns"
+                f"{_headerless_note(spec)}"
+            )
+        header = first
+        rows: Iterator[tuple[int, list[str]]] = ((reader.line_num, row) for row in reader)
+        missing = [column for column in columns if column not in first]
+        if missing:
+            if not (local.headerless_columns and len(first) == len(local.headerless_columns)):
+                present = f"the columns {first}" if first else "no columns (a blank line)"
                 raise DataError(
-                    f"{path}:1: expected a header row with the columns {list(columns)}, "
-                    f"got {header}"
+                    f"{path}:1: missing column(s) {missing} that {spec.key} needs; the header "
+                    f"row has {present}{_headerless_note(spec)}"
                 )
-            rows = itertools.chain([(1, header)], rows)
+            rows = itertools.chain([(1, first)], rows)
             header = list(local.headerless_columns)
         positions = [header.index(column) for column in columns]
         label_at = header.index(local.label_column) if local.label_column in header else None
-        if label_at is None and not split.startswith("test"):
+        if label_at is None and labelled:
             raise DataError(
-                f"{path}: no label column {local.label_column!r} in the header {header}; "
-                f"the {split} split needs labels"
+                f"{path}:1: missing the label column {local.label_column!r} that the {split} "
+                f"split needs; the header row has the columns {header}"
             )
-        for line, row in rows:
-            if not row:
-                continue
-            where = f"{path}:{line}"
-            if len(row) != len(header):
-                raise DataError(
-                    f"{where}: expected {len(header)} tab-separated columns {header}, "
-                    f"got {len(row)}"
-                )
-            record = dict(zip(spec.text_fields, (row[at] for at in positions), strict=True))
-            yield where, record, _MISSING if label_at is None else row[label_at], ()
+        try:
+            for line, row in rows:
+                if not row:
+                    continue
+                where = f"{path}:{line}"
+                if len(row) != len(header):
+                    raise DataError(
+                        f"{where}: expected {len(header)} tab-separated columns {header}, "
+                        f"got {len(row)}"
+                    )
+                record = dict(zip(spec.text_fields, (row[at] for at in positions), strict=True))
+                yield where, record, _MISSING if label_at is None else row[label_at], ()
+        except csv.Error as err:
+            where = f"{path}:{reader.line_num}"
+            raise DataError(f"{where}: cannot split the line into columns ({err})") from None
 
 
-def _jsonl_rows(spec: TaskSpec, path: Path) -> Iterator[Row]:
+def _headerless_note(spec: TaskSpec) -> str:
+    columns = spec.local.headerless_columns
+    if not columns:
+        return ""
+    return f" (a file without a header row must have the {len(columns)} columns {list(columns)})"
+
+
+def _jsonl_rows(spec: TaskSpec, path: Path, split: str) -> Iterator[Row]:
     """SuperGLUE JSON lines; MultiRC nests its answer options, which become one row each."""
+    labelled = not split.startswith("test")
     with path.open(encoding="utf-8-sig") as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
@@ -159,41 +157,97 @@ def _jsonl_rows(spec: TaskSpec, path: Path) -> Iterator[Row]:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as err:
-                raise DataError(f"{where}: not a valid JSON object ({err.msg})") from None
+                raise DataError(
+                    f"{where}: not a valid JSON object ({err.msg} at column {err.colno})"
+                ) from None
             if not isinstance(obj, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+                raise DataError(
+                    f"{where}: expected a JSON object, got a JSON {_json_type(obj)}: {_clip(obj)}"
+                )
             if spec.input_format == "multirc":
-                yield from _multirc_rows(obj, where)
+                yield from _multirc_rows(obj, where, labelled)
             else:
                 keys = spec.local.columns or spec.text_fields
                 values = (_lookup(obj, key, where) for key in keys)
                 record = dict(zip(spec.text_fields, values, strict=True))
-                yield where, record, obj.get(spec.local.label_column, _MISSING), ()
+                column = spec.local.label_column
+                label = _label_field(obj, column, where, labelled, column)
+                yield where, record, label, ()
 
 
-def _multirc_rows(obj: Mapping[str, Any], where: str) -> Iterator[Row]:
-    passage = _lookup(obj, "passage", where)
-    paragraph = _lookup(passage, "text", where)
-    paragraph_id = _lookup(obj, "idx", where)
-    for question in _lookup(passage, "questions", where):
-        question_id = _lookup(question, "idx", where)
-        for answer in _lookup(question, "answers", where):
+def _multirc_rows(obj: Mapping[str, Any], where: str, labelled: bool) -> Iterator[Row]:
+    passage = _lookup(obj, "passage", where, dict)
+    paragraph = _lookup(passage, "text", where, str, "passage.text")
+    paragraph_id = _lookup(obj, "idx", where, int)
+    questions = _lookup(passage, "questions", where, list, "passage.questions")
+    for q_at, question in enumerate(questions):
+        at = f"passage.questions[{q_at}]"
+        question = _expect(question, dict, where, at)
+        question_id = _lookup(question, "idx", where, int, f"{at}.idx")
+        text = _lookup(question, "question", where, str, f"{at}.question")
+        for a_at, answer in enumerate(_lookup(question, "answers", where, list, f"{at}.answers")):
+            answer = _expect(answer, dict, where, f"{at}.answers[{a_at}]")
             record = {
                 "paragraph": paragraph,
-                "question": _lookup(question, "question", where),
-                "answer": _lookup(answer, "text", where),
+                "question": text,
+                "answer": _lookup(answer, "text", where, str, f"{at}.answers[{a_at}].text"),
             }
-            yield where, record, answer.get("label", _MISSING), (paragraph_id, question_id)
+            name = f"{at}.answers[{a_at}].label"
+            label = _label_field(answer, "label", where, labelled, name)
+            yield where, record, label, (paragraph_id, question_id)
 
 
-def _lookup(obj: Any, key: str, where: str) -> Any:
-    """Value at a dotted key such as "target.span1_text"."""
-    value = obj
+def _label_field(obj: Mapping[str, Any], key: str, where: str, labelled: bool, name: str) -> Any:
+    """The raw label, or _MISSING; a labelled split must have one."""
+    label = obj.get(key, _MISSING)
+    if labelled and (label is _MISSING or label is None):
+        state = "is null" if label is None else "is missing"
+        raise DataError(
+            f"{where}: label field {name!r} {state}, but this split needs labels; the fields "
+            f"present are {list(obj)}"
+        )
+    return label
+
+
+def _lookup(
+    obj: Any, key: str, where: str, kind: type | None = None, name: str | None = None
+) -> Any:
+    """Value at a dotted key such as "target.span1_text"; `name` is the key for messages."""
+    name = name or key
+    value, path = obj, ""
     for part in key.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            raise DataError(f"{where}: missing field {key!r}")
+        if not isinstance(value, Mapping):
+            raise DataError(
+                f"{where}: field {path!r} is a JSON {_json_type(value)}, not an object, so it "
+                f"has no field {part!r} (needed: {name!r})"
+            )
+        if part not in value:
+            inside = f" of {path!r}" if path else ""
+            raise DataError(
+                f"{where}: missing field {name!r}; the fields{inside} present are {list(value)}"
+            )
         value = value[part]
-    return value
+        path = f"{path}.{part}" if path else part
+    if value is None:
+        raise DataError(f"{where}: field {name!r} is null")
+    return value if kind is None else _expect(value, kind, where, name)
+
+
+def _expect(value: Any, kind: type, where: str, name: str) -> Any:
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    wanted = {dict: "object", list: "array", str: "string", int: "integer"}[kind]
+    raise DataError(f"{where}: field {name!r} must be a JSON {wanted}, got {_clip(value)}")
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _clip(value: Any, width: int = 60) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _example(
@@ -225,6 +279,22 @@ def _label_index(spec: TaskSpec, raw: Any, where: str) -> int | float | None:
     raise DataError(f"{where}: unknown label {raw!r} for {spec.key}; valid labels: {list(values)}")
 
 
+def _utf8_error(path: Path) -> DataError:
+    """The first line of `path` that is not UTF-8, found by decoding line by line."""
+    with path.open("rb") as handle:
+        for line, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                utf16 = line == 1 and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+                hint = "the file looks like UTF-16" if utf16 else "GLUE/SuperGLUE files are UTF-8"
+                return DataError(
+                    f"{path}:{line}: not valid UTF-8: byte {raw[err.start]:#04x} at byte "
+                    f"{err.start + 1} of the line ({err.reason}); {hint}: re-save it as UTF-8"
+                )
+    return DataError(f"{path}: not valid UTF-8; re-save the file as UTF-8")
+
+
 def _read_hub(spec: TaskSpec, split: str) -> list[Example]:
     """Hub rows already carry the spec's field names and label indices (-1 when unlabelled)."""
     examples = []
@@ -242,16 +312,16 @@ def _read_hub(spec: TaskSpec, split: str) -> list[Example]:
 def _load_hub_split(spec: TaskSpec, split: str) -> Any:
     """`datasets.load_dataset`, turned into a DataError that says how to use local files."""
     if not datasets.config.HF_HUB_OFFLINE:
-        _probe_hub(spec, split)
+        probe_hub(spec, split)
     try:
         return datasets.load_dataset(spec.hub_id, spec.hub_config, split=split)
     except ConnectionError as err:
-        raise DataError(_hub_message(spec, split, f"the hub is unreachable ({err})")) from err
+        raise DataError(hub_message(spec, split, f"the hub is unreachable ({err})")) from err
     except (OSError, ValueError) as err:
-        raise DataError(_hub_message(spec, split, f"loading failed ({err})")) from err
+        raise DataError(hub_message(spec, split, f"loading failed ({err})")) from err
 
 
-def _probe_hub(spec: TaskSpec, split: str) -> None:
+def probe_hub(spec: TaskSpec, split: str) -> None:
     """Fail in seconds when offline instead of after `datasets`' retries (about half a minute).
 
     Set HF_HUB_OFFLINE=1 to skip this check and use a copy already in the datasets cache.
@@ -264,13 +334,13 @@ def _probe_hub(spec: TaskSpec, split: str) -> None:
         return
     except OSError as err:
         reason = f"the hub is unreachable ({hub_constants.ENDPOINT}: {err})"
-        raise DataError(_hub_message(spec, split, reason)) from err
+        raise DataError(hub_message(spec, split, reason)) from err
 
 
-def _hub_message(spec: TaskSpec, split: str, reason: str) -> str:
+def hub_message(spec: TaskSpec, split: str, reason: str) -> str:
     return (
         f"Cannot load {spec.key} {split} from the Hugging Face hub "
         f"({spec.hub_id}, config {spec.hub_config}): {reason}. Set data_dir in the data config "
         f"or the {DATA_DIR_ENV} environment variable to a directory holding "
-        f"{spec.benchmark}/{spec.local.folder}/ with {_expected_files(spec)}."
+        f"{spec.benchmark}/{spec.local.folder}/ with {expected_files(spec)}."
     )
