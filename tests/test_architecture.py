@@ -1,0 +1,273 @@
+"""The layering holds: core <- methods, core <- engine, and a new method is its own code only.
+
+* every module under ``src/adapterdrop`` imports, in a fresh interpreter, whichever module of
+  the engine, core, methods or reference is imported first (no hidden import cycle);
+* the engine and the core import no method (checked on their source with ``ast``), and no
+  method imports the engine or anything above it;
+* a method defined here, in the test, plugs in through ``register`` / ``build_method`` and
+  ``AdapterEncoder`` alone, trains, and batches its tasks through its own hook.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from adapterdrop.core import Encoder, Method, Site, SiteBatch, SiteInputs, SiteKey, SiteModule
+from adapterdrop.engine import AdapterEncoder
+from adapterdrop.methods import build_method, method_names, register, unregister
+from adapterdrop.models import load_backbone
+from adapterdrop.params import task_parameter_count
+from conftest import REPO, model_cfg
+
+SRC = REPO / "src"
+PACKAGE = SRC / "adapterdrop"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+ALL_MODULES = sorted(module_name(path) for path in PACKAGE.rglob("*.py"))
+LOWER = [m for m in ALL_MODULES if m == "adapterdrop.engine" or m.startswith("adapterdrop.core")]
+METHODS = [m for m in ALL_MODULES if m.startswith("adapterdrop.methods")]
+REFERENCE = [m for m in ALL_MODULES if m.startswith("adapterdrop.reference")]
+
+
+# ------------------------------------------------------------------------- imports
+#: Each round purges ``adapterdrop`` from ``sys.modules`` and imports every module, the named one
+#: first: within the package that is a fresh interpreter's import (third-party libraries stay
+#: loaded, so the rounds share one interpreter and take seconds, not minutes).
+IMPORT_ROUNDS = """
+import importlib, json, sys, traceback
+firsts, modules = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+failures = {}
+for first in firsts:
+    for name in [n for n in sys.modules if n == "adapterdrop" or n.startswith("adapterdrop.")]:
+        del sys.modules[name]
+    for name in [first, *[m for m in modules if m != first]]:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            failures[first] = f"importing {name}: " + traceback.format_exc(limit=-3)
+            break
+print(json.dumps(failures))
+"""
+
+
+def test_every_module_imports_whichever_layer_comes_first():
+    firsts = [*LOWER, *METHODS, *REFERENCE, "adapterdrop.params", "adapterdrop.train.module"]
+    assert "adapterdrop.methods.registry" in firsts and "adapterdrop.engine" in firsts
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_ROUNDS, json.dumps(firsts), json.dumps(ALL_MODULES)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    failures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert failures == {}, "\n".join(failures.values())
+
+
+# ------------------------------------------------------------------------- layering
+def imported_names(path: Path) -> set[str]:
+    """Every module an ``import`` in ``path`` names (top level, functions, TYPE_CHECKING)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import"
+            names.add(node.module or "")
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and str(node.value).startswith("adapterdrop."):
+            names.add(node.value)  # importlib.import_module("adapterdrop.x")
+    return names
+
+
+def ours(names: set[str]) -> set[str]:
+    return {n for n in names if n == "adapterdrop" or n.startswith("adapterdrop.")}
+
+
+def source(module: str) -> Path:
+    path = SRC / Path(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+@pytest.mark.parametrize("module", LOWER)
+def test_engine_and_core_import_only_the_core(module):
+    """No method, registry or anything above: the engine dispatches on core types only."""
+    imported = ours(imported_names(source(module)))
+    assert not {n for n in imported if n.startswith("adapterdrop.methods")}, imported
+    assert all(n.startswith("adapterdrop.core") for n in imported), imported
+    if module.startswith("adapterdrop.core"):
+        assert "adapterdrop.engine" not in imported
+
+
+@pytest.mark.parametrize("module", METHODS)
+def test_methods_depend_on_the_core_and_other_methods_only(module):
+    imported = ours(imported_names(source(module)))
+    above = {n for n in imported if not n.startswith(("adapterdrop.core", "adapterdrop.methods"))}
+    assert not above, f"{module} imports {sorted(above)}"
+
+
+# ------------------------------------------------------------- a method of the test's own
+SCALE = "test-site-scale"
+
+
+class SiteScale(SiteModule):
+    """``delta = x * scale + shift``: a learned per-site affine map of the sub-layer output.
+
+    Zero-initialised, so a fresh module leaves the frozen model unchanged. Modules of equal width
+    batch: one broadcast multiply-add for all tasks at a site.
+    """
+
+    batched_calls: list[int] = []  # sizes of the batched calls, read by the tests
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.zeros(hidden_size))
+        self.shift = nn.Parameter(torch.zeros(hidden_size))
+
+    def delta(self, inputs: SiteInputs) -> torch.Tensor:
+        return inputs.projected * self.scale + self.shift
+
+    def batch_signature(self) -> tuple:
+        return ("site-scale", self.scale.shape[0])
+
+    @classmethod
+    def batched_delta(
+        cls, modules: Sequence[SiteScale], batch: SiteBatch, streams: Sequence[int]
+    ) -> torch.Tensor:
+        cls.batched_calls.append(len(modules))
+        projected = batch.per_stream(lambda inputs: inputs.projected, streams)
+        if projected.dim() == 3:  # every module reads one stream: broadcast it
+            projected = projected.unsqueeze(0)
+        scale = torch.stack([m.scale for m in modules])[:, None, None, :]
+        shift = torch.stack([m.shift for m in modules])[:, None, None, :]
+        return projected * scale + shift
+
+
+@dataclass
+class SiteScaleMethod(Method):
+    """A ``SiteScale`` at the given sites of every layer ``>= leave_out``."""
+
+    sites: tuple[str, ...] = ("attention", "output")
+    leave_out: int = 0
+
+    def apply(self, encoder: Encoder, task: str) -> None:
+        encoder.check_dropped(self.leave_out)
+        encoder.add_task(task, self)
+        for layer in range(self.leave_out, encoder.num_layers):
+            for site in self.sites:
+                module = SiteScale(encoder.hidden_size)
+                encoder.add_module_at(task, layer, Site[site.upper()], module)
+
+
+@pytest.fixture
+def scale_method() -> Iterator[str]:
+    """``SiteScaleMethod`` registered for one test, and gone from the registry afterwards."""
+    register(SCALE)(SiteScaleMethod)
+    SiteScale.batched_calls.clear()
+    try:
+        yield SCALE
+    finally:
+        unregister(SCALE)
+    assert SCALE not in method_names()
+
+
+def tiny_encoder() -> AdapterEncoder:
+    encoder = AdapterEncoder(load_backbone({**model_cfg("tiny"), "tokenizer": None}).model)
+    encoder.freeze_backbone()
+    return encoder.eval()
+
+
+def padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 1000, (3, 9), generator=generator)
+    mask = (torch.arange(9) < torch.tensor([[9], [5], [2]])).long()
+    return ids * mask, mask
+
+
+def randomize(encoder: AdapterEncoder, task: str, seed: int) -> None:
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for param in encoder.trainable(task):
+            nn.init.normal_(param, std=0.3)
+
+
+def test_a_method_defined_outside_the_package_builds_and_starts_as_the_frozen_model(
+    scale_method,
+):
+    assert scale_method in method_names()
+    with pytest.raises(ValueError, match=r"no option\(s\) \['rank'\]; valid: \['leave_out', "):
+        build_method({"name": scale_method, "rank": 2})
+    encoder = tiny_encoder()
+    build_method({"name": scale_method, "leave_out": 1}).apply(encoder, "t")
+    keys = list(encoder.modules_of("t"))
+    assert keys[:2] == [SiteKey(1, Site.ATTENTION), SiteKey(1, Site.OUTPUT)]
+    assert len(keys) == 2 * (encoder.num_layers - 1)
+    assert isinstance(encoder.method_of("t"), SiteScaleMethod)
+    assert task_parameter_count(encoder, "t") == len(keys) * 2 * encoder.hidden_size
+    ids, mask = padded_batch()
+    plain = encoder.backbone(ids, attention_mask=mask).last_hidden_state
+    assert torch.equal(encoder(ids, mask, tasks="t")["t"], plain)
+
+
+def test_its_batched_hook_serves_a_multi_task_pass_equal_to_tasks_one_by_one(scale_method):
+    encoder = tiny_encoder()
+    for seed, task in enumerate("abc"):
+        build_method({"name": scale_method}).apply(encoder, task)
+        randomize(encoder, task, seed)
+    build_method({"name": "pfeiffer", "init": "bert"}).apply(encoder, "p")  # batches apart
+    randomize(encoder, "p", 3)
+    ids, mask = padded_batch()
+    plain = encoder.backbone(ids, attention_mask=mask).last_hidden_state
+    dropped = {"a": 0, "b": 2, "c": 0, "p": 3}
+    with torch.no_grad():
+        alone = {t: encoder(ids, mask, tasks=t, dropped_layers=n)[t] for t, n in dropped.items()}
+        assert SiteScale.batched_calls == []  # one task at a time: each module's own delta
+        together = encoder(ids, mask, tasks=list(dropped), dropped_layers=dropped)
+    # Layer 0: a and c branch off the shared stream together (both read it), then run as two
+    # streams of three; from layer 2's output b runs batched with them (three of four streams).
+    # Where the Pfeiffer task also acts (layer 3's output) the site mixes types: one by one.
+    assert {2, 3} <= set(SiteScale.batched_calls) <= {2, 3}
+    for task in dropped:
+        torch.testing.assert_close(together[task], alone[task], msg=task)
+        assert (together[task] - plain).abs().max() > 1e-2, f"{task} is an identity: vacuous"
+
+
+def test_it_trains_through_the_encoders_trainable_parameters(scale_method):
+    encoder = tiny_encoder().train()
+    for task in ("a", "b"):
+        build_method({"name": scale_method, "sites": ["output"]}).apply(encoder, task)
+    params = encoder.trainable("a")
+    assert len(params) == 2 * encoder.num_layers
+    assert all(p.requires_grad for p in params)
+    assert not {id(p) for p in params} & {id(p) for p in encoder.trainable("b")}
+    optimizer = torch.optim.SGD(params, lr=0.1)
+    ids, mask = padded_batch()
+    target = torch.randn(3, 9, encoder.hidden_size, generator=torch.Generator().manual_seed(1))
+    losses = []
+    for _ in range(3):
+        out = encoder(ids, mask, tasks=["a", "b"], dropped_layers={"a": 0, "b": 2})
+        loss = (out["a"] - target).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert all(p.grad is None for p in encoder.backbone.parameters())
+    assert all(p.abs().sum() > 0 for p in params)  # every site's module learned
+    assert all(p.abs().sum() == 0 for p in encoder.trainable("b"))  # b got no gradient
