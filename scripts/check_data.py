@@ -1,42 +1,59 @@
-"""Check a local GLUE/SuperGLUE directory: parse every task found there, print counts.
+"""Check a local GLUE/SuperGLUE directory: parse every task found there, print what each holds.
 
 Usage: .venv/bin/python scripts/check_data.py [DATA_DIR]   (default: $ADAPTERDROP_DATA_DIR)
-Exits non-zero when a file fails to parse; the message names the file and line.
+
+One line per split: the example count, the count per label name (score range for STS-B),
+and for grouped tasks the groups (MultiRC: paragraphs and questions; its examples are answer
+options). A task folder or split file that is not there is reported as absent, which is fine
+(BoolQ, MNLI, QNLI and QQP are not in the shared copy; such tasks load from the hub).
+Exit status: 0 when every split present parses, 1 when a file fails to parse (the message
+names the file and line), 2 when DATA_DIR does not exist or holds no task folder at all.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections import Counter
 from pathlib import Path
 
-from adapterdrop.data import TASKS, DataError
-from adapterdrop.data.readers import read_split, task_dir
+from adapterdrop.data.checks import SplitReport, inspect_directory
+from adapterdrop.data.layout import DATA_DIR_ENV
 
 
 def main(argv: list[str]) -> int:
-    chosen = argv[1] if len(argv) > 1 else os.environ.get("ADAPTERDROP_DATA_DIR")
+    chosen = argv[1] if len(argv) > 1 else os.environ.get(DATA_DIR_ENV)
     if not chosen or not Path(chosen).is_dir():
-        print(f"data directory {chosen!r} not found; pass one or set ADAPTERDROP_DATA_DIR")
+        print(f"data directory {chosen!r} not found; pass one or set {DATA_DIR_ENV}")
         return 2
     root = Path(chosen)
-    failures = 0
-    for key, spec in TASKS.items():
-        if not task_dir(spec, root).is_dir():
-            print(f"{key:18s} absent")
-            continue
-        for split in spec.splits:
-            try:
-                examples = read_split(spec, root, split)
-            except DataError as err:
-                failures += 1
-                print(f"{key:18s} {split:22s} ERROR {err}")
-                continue
-            labels = Counter(e.label for e in examples if e.label is not None)
-            shown = dict(labels.most_common(4)) if spec.task_type != "regression" else "scores"
-            print(f"{key:18s} {split:22s} {len(examples):7d}  labels: {shown or 'none (test)'}")
-    return 1 if failures else 0
+    reports = []
+    for report in inspect_directory(root):
+        print(format_report(report), flush=True)
+        reports.append(report)
+    errors = [report for report in reports if report.status == "error"]
+    read = sum(report.status == "read" for report in reports)
+    absent_tasks = [
+        report.task for report in reports if report.status == "absent" and not report.split
+    ]
+    absent_splits = sum(report.status == "absent" and bool(report.split) for report in reports)
+    print(
+        f"{read} splits read, {len(errors)} failed to parse, {absent_splits} split files absent, "
+        f"{len(absent_tasks)} tasks absent"
+    )
+    if len(absent_tasks) == len(reports):
+        print(f"no GLUE/SuperGLUE task folder (glue/<Task>/, superglue/<Task>/) found in {root}")
+        return 2
+    return 1 if errors else 0
+
+
+def format_report(report: SplitReport) -> str:
+    head = f"{report.task:18s} {report.split or '-':22s}"
+    if report.status == "absent":
+        return f"{head} absent ({report.detail})"
+    if report.status == "error":
+        return f"{head} ERROR {report.detail}"
+    groups = f"  groups: {report.groups}" if report.groups else ""
+    return f"{head} {report.examples:7d}  labels: {report.labels}{groups}"
 
 
 if __name__ == "__main__":

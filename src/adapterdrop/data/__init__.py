@@ -2,10 +2,11 @@
 
 Modules, one job each: `spec` (what a task is), `formatters` (record to model text), `tasks`
 (the catalogue of every task), `layout` (where a task's files are in a data directory),
-`readers` (files or hub rows to examples), `datamodule` (tokenise, cache, batch) and
-`metrics`.
+`readers` (files or hub rows to examples), `checks` (cheap checks before a run, and the
+`make check-data` report), `datamodule` (tokenise, cache, batch) and `metrics`.
 """
 
+from adapterdrop.data.checks import check_splits
 from adapterdrop.data.datamodule import CACHE_DIR_ENV, PadCollator, TaskDataModule
 from adapterdrop.data.errors import DataError
 from adapterdrop.data.layout import DATA_DIR_ENV
@@ -23,6 +24,7 @@ __all__ = [
     "PadCollator",
     "TaskDataModule",
     "TaskSpec",
+    "check_splits",
     "get_task_spec",
     "read_split",
 ]

@@ -21,8 +21,9 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from adapterdrop.data.checks import check_splits
 from adapterdrop.data.errors import DataError
-from adapterdrop.data.layout import resolve_data_dir, source_fingerprint
+from adapterdrop.data.layout import resolve_data_dir, source_fingerprint, stage_splits
 from adapterdrop.data.readers import Example, read_split
 from adapterdrop.data.spec import TaskSpec
 from adapterdrop.data.tasks import get_task_spec
@@ -32,12 +33,6 @@ log = logging.getLogger(__name__)
 CACHE_DIR_ENV = "ADAPTERDROP_CACHE_DIR"
 _CACHE_FORMAT = 1  # bump when the stored layout or the input formatting changes
 _CHUNK = 4096  # examples tokenised at a time, bounding the Python-list memory of big splits
-_STAGE_SPLITS = {
-    "fit": ("train", "validation"),
-    "validate": ("validation",),
-    "test": ("test",),
-    "predict": ("test",),
-}
 _INPUT_DTYPES = {"input_ids": "int32", "attention_mask": "int8", "token_type_ids": "int8"}
 
 
@@ -50,6 +45,10 @@ class TaskDataModule(pl.LightningDataModule):
     float for regression) unless the split is unlabelled (test). Multiple-choice inputs are
     shaped (batch, num_choices, seq). For MNLI the validation loader is the matched split;
     `dataloader("validation_mismatched")` gives the other.
+
+    With a data directory, construction checks that the split files of `check_stages` exist
+    (see `check_splits`; default the "fit" stage's train and validation splits, `()` checks
+    none), so a missing split fails here rather than in `trainer.fit`.
     """
 
     def __init__(
@@ -64,6 +63,7 @@ class TaskDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         cache_dir: str | os.PathLike[str] | None = None,
         seed: int = 42,
+        check_stages: str | Sequence[str] = ("fit",),
     ) -> None:
         super().__init__()
         self.spec: TaskSpec = get_task_spec(task)
@@ -80,6 +80,8 @@ class TaskDataModule(pl.LightningDataModule):
         self.save_hyperparameters(ignore=["tokenizer"])
         self.tokenizer = tokenizer
         self.data_dir = resolve_data_dir(self.spec, data_dir)
+        if self.data_dir is not None:
+            check_splits(self.spec, self.data_dir, check_stages, probe=False)
         self.cache_dir = Path(
             cache_dir or os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "adapterdrop"
         ).expanduser()
@@ -102,8 +104,7 @@ class TaskDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Load the splits the stage needs, tokenising and caching those not cached yet."""
-        prefixes = _STAGE_SPLITS[stage] if stage else ("",)
-        self.load_splits([split for split in self.spec.splits if split.startswith(prefixes)])
+        self.load_splits(stage_splits(self.spec, stage or None))
 
     def load_splits(self, splits: Sequence[str]) -> None:
         """Read every uncached split before tokenising any, so bad data fails fast."""
