@@ -49,6 +49,7 @@ def shrunk(tmp_path: Path, *overrides: str):
         "trainer.enable_model_summary=false",
         f"paths.output_dir={tmp_path / 'out'}",
         f"paths.results_root={tmp_path / 'results'}",
+        f"paths.checkpoints_root={tmp_path / 'checkpoints'}",
         *overrides,
     )
 

@@ -8,9 +8,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from adapterdrop.bench.sweep import run_benchmark
 from adapterdrop.cli import conf_dir
+from adapterdrop.cli.jobs import sweep_job
 
 
 @hydra.main(config_path=str(conf_dir()), config_name="bench", version_base="1.3")
+@sweep_job
 def main(cfg: DictConfig) -> None:
     summary, tables = run_benchmark(OmegaConf.to_container(cfg, resolve=True))
     print(f"{cfg.bench.name}: {summary}")

@@ -8,27 +8,36 @@ tests and notebooks call it with configs from Hydra's compose API.
 from __future__ import annotations
 
 import logging
+import shutil
 import traceback
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from adapterdrop.bench.environment import collect_environment
 from adapterdrop.cli import conf_dir
-from adapterdrop.data import get_task_spec
+from adapterdrop.cli.jobs import sweep_job
+from adapterdrop.data import check_splits, get_task_spec
+from adapterdrop.data.identity import content_digests
 from adapterdrop.results import (
+    check_experiment_name,
     is_measured,
+    locked,
     make_result,
     point_id,
     read_result,
+    remove_orphan_temporaries,
     result_path,
     write_result,
 )
 from adapterdrop.train import AdapterDropModule
+from adapterdrop.train.preflight import check_run, check_writable
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,8 @@ RESULT_CONFIG_EXCLUDE = (
     "logger",
     "hydra",
     "skip_measured",
+    "resume",
+    "checkpoint_every_n_steps",
     "data.data_dir",
     "data.cache_dir",
     "data.num_workers",
@@ -48,8 +59,10 @@ RESULT_CONFIG_EXCLUDE = (
 )
 
 
-def result_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config minus ``RESULT_CONFIG_EXCLUDE``: what identifies a training run."""
+def result_config(cfg: DictConfig, *, with_data: bool = True) -> dict[str, Any]:
+    """What identifies a training run: the resolved config minus ``RESULT_CONFIG_EXCLUDE``,
+    plus (``with_data``) a digest of each data split it reads, so runs on different files
+    never share a result while the same files anywhere do. Needs the data to be there."""
     plain = OmegaConf.to_container(cfg, resolve=False)
     for dotted in RESULT_CONFIG_EXCLUDE:
         *parents, leaf = dotted.split(".")
@@ -57,7 +70,11 @@ def result_config(cfg: DictConfig) -> dict[str, Any]:
         for key in parents:
             node = node.get(key, {})
         node.pop(leaf, None)
-    return OmegaConf.to_container(OmegaConf.create(plain), resolve=True)
+    config = OmegaConf.to_container(OmegaConf.create(plain), resolve=True)
+    if with_data:
+        files = check_splits(cfg.data.task, cfg.data.data_dir, run_stages(cfg))
+        config["data_content"] = content_digests(files, get_task_spec(cfg.data.task))
+    return config
 
 
 def instantiate_loggers(cfg: Mapping[str, Any] | None) -> list[Logger]:
@@ -66,14 +83,60 @@ def instantiate_loggers(cfg: Mapping[str, Any] | None) -> list[Logger]:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, evaluate (at every depth with ``eval_sweep``), write the result; return metrics."""
+    """Check, fit, evaluate (at every depth with ``eval_sweep``), write the result; return
+    its metrics.
+
+    Everything that can be checked without a model is checked first. A run that fails after
+    its destination was checked leaves a failed record beside any earlier success. A killed
+    run resumes from its last checkpoint when rerun with the same config (``resume``).
+    """
     experiment = cfg.experiment_name
-    config = result_config(cfg)
-    root = cfg.paths.results_root
-    if cfg.skip_measured and is_measured(root, experiment, point_id(config)):
-        path = result_path(root, experiment, point_id(config))
+    root = Path(cfg.paths.results_root)
+    check_destination(experiment, root)
+    try:
+        check_run(OmegaConf.to_container(cfg, resolve=True))
+        config = result_config(cfg)
+    except Exception as err:
+        config = result_config(cfg, with_data=False)
+        write_result(_record(experiment, config, error=error_block(err)), root)
+        raise
+    pid = point_id(config)
+    if cfg.skip_measured and is_measured(root, experiment, pid):
+        path = result_path(root, experiment, pid)
         log.info("already measured: %s", path)
         return read_result(path)["metrics"]
+    with locked(root / experiment, f".{pid}.lock"):
+        remove_orphan_temporaries(root / experiment, pid)
+        checkpoints = Path(cfg.paths.checkpoints_root) / experiment / pid
+        try:
+            metrics = _run(cfg, checkpoints)
+        except Exception as err:
+            write_result(_record(experiment, config, error=error_block(err)), root)
+            raise
+        log.info("result: %s", write_result(_record(experiment, config, metrics=metrics), root))
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the result is written: nothing to resume
+    return metrics
+
+
+def check_destination(experiment: str, root: Path) -> None:
+    """Where the result goes: checked first, as a failure there could not even be recorded."""
+    try:
+        check_experiment_name(experiment)
+    except ValueError as err:
+        raise ValueError(f"experiment_name: {err}") from None
+    check_writable(root / experiment)
+
+
+def run_stages(cfg: DictConfig) -> tuple[str, ...]:
+    """The Lightning stages a run reads data for: fit (train and validation), test if asked."""
+    return ("fit", "test") if cfg.run_test else ("fit",)
+
+
+def error_block(err: BaseException) -> dict[str, str]:
+    return {"type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}
+
+
+def _run(cfg: DictConfig, checkpoints: Path) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True)
     module = AdapterDropModule(
         model=OmegaConf.to_container(cfg.model, resolve=True),
@@ -90,23 +153,38 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
     datamodule = hydra.utils.instantiate(cfg.data, tokenizer=module.tokenizer)
     loggers = instantiate_loggers(cfg.get("logger"))
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False)
+    callbacks = []
+    if cfg.resume:
+        callbacks.append(resume_checkpoint(checkpoints, cfg.checkpoint_every_n_steps))
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        logger=loggers or False,
+        callbacks=callbacks,
+        enable_checkpointing=bool(callbacks),
+    )
     for logger in loggers:
-        logger.log_hyperparams(config)
+        logger.log_hyperparams(result_config(cfg, with_data=False))
+    last = checkpoints / "last.ckpt"
+    ckpt_path = str(last) if cfg.resume and last.is_file() else None
+    if ckpt_path:
+        log.info("resuming from %s", last)
     try:
-        metrics = _fit_and_evaluate(cfg, trainer, module, datamodule)
-    except Exception as err:
-        error = {
-            "type": type(err).__name__,
-            "message": str(err),
-            "traceback": traceback.format_exc(),
-        }
-        write_result(_record(experiment, config, error=error), root)
-        raise
+        return _fit_and_evaluate(cfg, trainer, module, datamodule, ckpt_path)
     finally:
         close_loggers(loggers)
-    log.info("result: %s", write_result(_record(experiment, config, metrics=metrics), root))
-    return metrics
+
+
+def resume_checkpoint(folder: Path, every_n_steps: int | None) -> ModelCheckpoint:
+    """``last.ckpt`` in ``folder`` (one per config), at every epoch's end or every n steps."""
+    return ModelCheckpoint(
+        dirpath=folder,
+        filename="last",
+        save_last=False,
+        save_top_k=1,
+        monitor=None,
+        every_n_train_steps=every_n_steps,
+        enable_version_counter=False,
+    )
 
 
 def close_loggers(loggers: list[Logger]) -> None:
@@ -132,8 +210,9 @@ def _fit_and_evaluate(
     trainer: pl.Trainer,
     module: AdapterDropModule,
     datamodule: pl.LightningDataModule,
+    ckpt_path: str | None = None,
 ) -> dict[str, float]:
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     module.set_eval_ns(range(module.num_layers) if cfg.eval_sweep else None)
     metrics.update(trainer.validate(module, datamodule=datamodule, verbose=False)[0])
@@ -144,6 +223,7 @@ def _fit_and_evaluate(
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
+@sweep_job
 def main(cfg: DictConfig) -> float | None:
     """Returns the main validation metric, for Hydra sweepers that optimise it."""
     metrics = train(cfg)

@@ -1,0 +1,83 @@
+"""Failed jobs of a Hydra multirun are each recorded and listed at the end, and fail the sweep.
+
+Hydra's sweepers run every job of a batch and then re-raise only the first failure, so a sweep
+with three bad jobs named one. Here each job writes ``job_status.json`` in its own output folder
+and returns normally; :class:`FailedJobsSummary` (a Hydra callback, in the parent process for
+every launcher: basic, joblib, submitit) reads them all when the sweep ends, logs one line per
+failed job and exits non-zero. A single run (no ``-m``) still raises as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from adapterdrop.results import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE = "job_status.json"
+
+
+def sweep_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """In a multirun, record ``task``'s outcome in the job's folder instead of raising."""
+
+    @functools.wraps(task)
+    def run(cfg: DictConfig) -> Any:
+        hydra = HydraConfig.get()
+        if hydra.mode != RunMode.MULTIRUN:
+            return task(cfg)
+        status: dict[str, Any] = {"job": hydra.job.num, "overrides": list(hydra.overrides.task)}
+        try:
+            value = task(cfg)
+        except (Exception, SystemExit) as err:
+            if isinstance(err, SystemExit) and not err.code:
+                raise
+            status |= {"status": "failed", "error": _describe(err)}
+            log.error("job %s failed: %s", hydra.job.num, status["error"])
+            log.debug("%s", traceback.format_exc())
+            value = None
+        else:
+            status["status"] = "ok"
+        path = Path(hydra.runtime.output_dir) / STATUS_FILE
+        atomic_write_text(path, json.dumps(status, indent=2) + "\n")
+        return value
+
+    return run
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, SystemExit):
+        return str(err.code)
+    return f"{type(err).__name__}: {err}"
+
+
+def failed_jobs(sweep_dir: Path) -> tuple[int, list[dict[str, Any]]]:
+    """How many jobs recorded a status under ``sweep_dir``, and the failed ones by job number."""
+    statuses = [json.loads(p.read_text()) for p in sweep_dir.glob(f"*/{STATUS_FILE}")]
+    failed = sorted((s for s in statuses if s["status"] != "ok"), key=lambda s: s["job"])
+    return len(statuses), failed
+
+
+class FailedJobsSummary(Callback):
+    """At the end of a multirun: one line per failed job, then a non-zero exit."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        total, failed = failed_jobs(Path(config.hydra.sweep.dir))
+        if not failed:
+            return
+        lines = [
+            f"  job {s['job']} ({' '.join(s['overrides'])}): {s['error'].splitlines()[0]}"
+            for s in failed
+        ]
+        raise SystemExit(f"{len(failed)} of {total} job(s) failed:\n" + "\n".join(lines))

@@ -1,0 +1,79 @@
+"""What a training run checks before it loads a model or reads data.
+
+Each of these used to fail only after training (an unwritable results folder, a bad experiment
+name) or deep inside Lightning (a ``max_epochs`` string, a sequence longer than the model's
+positions); here each fails in well under a second, naming the key, the value and what is valid.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig
+
+from adapterdrop.checks import check_int, is_int
+from adapterdrop.models import packaged_model_path
+
+
+def check_run(cfg: Mapping[str, Any]) -> None:
+    """The trainer's budget and the data's sizes, on a composed training config (the results
+    folder is checked first, by :func:`check_writable`)."""
+    check_trainer(cfg["trainer"])
+    check_data_sizes(cfg["data"], cfg["model"])
+
+
+def check_writable(folder: Path) -> None:
+    """``folder`` exists and is writable, or can be created: its nearest existing ancestor is
+    a writable directory. Nothing is created here."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"results folder {folder} cannot be written ({probe} is not a writable directory): "
+            "set paths.results_root to a writable folder"
+        )
+
+
+def check_trainer(trainer: Mapping[str, Any]) -> None:
+    """The Lightning budget keys Lightning itself would only check after setup."""
+    for key in ("max_epochs", "max_steps"):
+        value = trainer.get(key)
+        if value is not None and (not is_int(value) or value < -1):
+            raise ValueError(f"trainer.{key} must be an int >= -1 (-1: no limit), got {value!r}")
+    if trainer.get("max_epochs") in (None, -1) and trainer.get("max_steps") in (None, -1):
+        raise ValueError("trainer.max_epochs and trainer.max_steps are both unlimited: set one")
+
+
+def check_data_sizes(data: Mapping[str, Any], model: Mapping[str, Any]) -> None:
+    """Batch sizes and example limits are positive ints; ``max_length`` fits the model."""
+    check_int(data["batch_size"], "data.batch_size")
+    if data.get("eval_batch_size") is not None:
+        check_int(data["eval_batch_size"], "data.eval_batch_size")
+    if data.get("limit_examples") is not None:
+        check_int(data["limit_examples"], "data.limit_examples")
+    length = check_int(data["max_length"], "data.max_length", minimum=2)
+    limit = max_sequence_length(model)
+    if limit is not None and length > limit:
+        raise ValueError(
+            f"data.max_length={length} exceeds model {model['name']!r}'s {limit} positions: "
+            f"use 2..{limit}"
+        )
+
+
+def max_sequence_length(model: Mapping[str, Any]) -> int | None:
+    """Longest input the model takes, from its config dict or its local config file (no
+    weights loaded); ``None`` when only the hub could tell."""
+    positions = (model.get("architecture") or {}).get("max_position_embeddings")
+    if positions is None and model.get("source") == "package":
+        path = packaged_model_path(model["package"])
+        positions = AutoConfig.from_pretrained(path).max_position_embeddings
+    if positions is None:
+        return None
+    # RoBERTa's positions start after the padding index, so two of its slots are unusable.
+    return positions - 2 * (model.get("family") == "roberta")

@@ -1,0 +1,136 @@
+"""Training fails early and loudly, never loses a good result, and resumes after a kill."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from adapterdrop.cli.train import result_config, train
+from adapterdrop.data import DataError
+from adapterdrop.results import iter_result_files, point_id, read_result, result_path
+from adapterdrop.train import AdapterDropModule
+from adapterdrop.train import module as module_file
+from conftest import REPO
+from test_train import DATA_DIR, NEEDS_RTE, shrunk
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the config was checked")
+
+    monkeypatch.setattr(module_file, "load_backbone", refuse)
+
+
+def records(tmp_path) -> list[dict]:
+    return [read_result(p) for p in iter_result_files(tmp_path / "results")]
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "message"),
+    [
+        ("experiment_name=../x", ValueError, r"experiment_name: experiment must be a plain"),
+        ("data.max_length=10000", ValueError, r"data.max_length=10000 exceeds model 'tiny'"),
+        ("trainer.max_epochs=abc", ValueError, r"trainer.max_epochs must be an int >= -1"),
+        ("data.batch_size=0", ValueError, r"data.batch_size must be an int >= 1, got 0"),
+        ("data.limit_examples=-5", ValueError, r"data.limit_examples must be an int >= 1"),
+        ("data.data_dir=/nonexistent", DataError, r"/nonexistent"),
+    ],
+)
+def test_bad_runs_fail_before_any_model(tmp_path, no_model, override, error, message):
+    cfg = shrunk(tmp_path, "logger=none", override)
+    with pytest.raises(error, match=message):
+        train(cfg)
+    written = records(tmp_path)
+    if override.startswith("experiment_name"):
+        assert written == []  # nowhere valid to record it
+    else:  # a job that fails its checks still leaves a failed record
+        assert [r["status"] for r in written] == ["failed"]
+
+
+def test_an_unwritable_results_root_fails_before_any_model(tmp_path, no_model):
+    blocker = tmp_path / "a-file"  # a folder cannot be made under a file, even by root
+    blocker.write_text("")
+    with pytest.raises(PermissionError, match=r"cannot be written \(.*a-file is not a writable"):
+        train(shrunk(tmp_path, "logger=none", f"paths.results_root={blocker}/results"))
+
+
+@NEEDS_RTE
+def test_other_data_files_are_another_result(tmp_path):
+    copy = tmp_path / "data" / "glue" / "RTE"
+    shutil.copytree(DATA_DIR / "glue" / "RTE", copy)
+    same = result_config(shrunk(tmp_path, f"data.data_dir={tmp_path / 'data'}"))
+    assert point_id(same) == point_id(result_config(shrunk(tmp_path)))  # same bytes elsewhere
+    with (copy / "dev.tsv").open("a") as fh:
+        fh.write("99999\tA changed file.\tIt is.\tentailment\n")
+    changed = result_config(shrunk(tmp_path, f"data.data_dir={tmp_path / 'data'}"))
+    assert point_id(changed) != point_id(same)
+    assert changed["data_content"]["validation"] != same["data_content"]["validation"]
+
+
+@NEEDS_RTE
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, caplog):
+    overrides = ("logger=none", "trainer.max_steps=4", "checkpoint_every_n_steps=2")
+    cfg = shrunk(tmp_path, *overrides)
+    original = AdapterDropModule.training_step
+    seen: list[int] = []
+
+    def killed_at_step_3(self, batch, batch_idx):
+        seen.append(self.global_step)
+        if self.global_step == 3:
+            raise RuntimeError("killed")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(AdapterDropModule, "training_step", killed_at_step_3)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(cfg)
+    pid = point_id(result_config(cfg))
+    checkpoint = tmp_path / "checkpoints" / "train" / pid / "last.ckpt"
+    assert checkpoint.is_file() and seen == [0, 1, 2, 3]
+
+    def recorded(self, batch, batch_idx):
+        seen.append(self.global_step)
+        return original(self, batch, batch_idx)
+
+    seen.clear()
+    monkeypatch.setattr(AdapterDropModule, "training_step", recorded)
+    with caplog.at_level(logging.INFO, logger="adapterdrop.cli.train"):
+        metrics = train(shrunk(tmp_path, *overrides))
+    assert f"resuming from {checkpoint}" in caplog.text
+    assert seen == [2, 3]  # steps 0 and 1 were not redone
+    assert read_result(result_path(tmp_path / "results", "train", pid))["metrics"] == metrics
+    assert not checkpoint.parent.exists()  # the result is written: nothing left to resume
+    assert not result_path(tmp_path / "results", "train", pid, "failed").exists()
+
+
+@NEEDS_RTE
+def test_a_multirun_names_every_failed_job_and_exits_non_zero(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "adapterdrop.cli.train",
+        "-m",
+        "optim.lr=1e-3,-1,-2",
+        "model=tiny",
+        "logger=none",
+        f"data.data_dir={DATA_DIR}",
+        "data.limit_examples=16",
+        "data.batch_size=8",
+        "trainer.max_steps=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        f"paths.results_root={tmp_path}/results",
+        f"paths.checkpoints_root={tmp_path}/checkpoints",
+        f"hydra.sweep.dir={tmp_path}/multirun",
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert "2 of 3 job(s) failed:" in done.stderr
+    assert "job 1 (optim.lr=-1" in done.stderr and "job 2 (optim.lr=-2" in done.stderr
+    assert "optim.lr must be > 0, got -2" in done.stderr
+    statuses = sorted(r["status"] for r in records(tmp_path))
+    assert statuses == ["failed", "failed", "ok"]
