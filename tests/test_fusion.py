@@ -15,13 +15,13 @@ from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
 from adapterdrop.methods.fusion import (
     FusionLayer,
-    FusionRecorder,
     drop_fusion_layers,
     fusion_layers,
     fusion_regularization_loss,
     prune_fusion,
     record_fusion_activations,
 )
+from adapterdrop.methods.fusion.recorder import FusionRecorder
 from adapterdrop.models import load_backbone
 from adapterdrop.reference.adapterhub_fusion import build_adapterhub_fusion
 

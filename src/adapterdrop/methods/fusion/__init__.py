@@ -22,7 +22,10 @@ One job per module:
 * ``layer``: ``FusionLayer`` (one layer's fusion, plain and folded) and a task's layers;
 * ``pruning``: fusion-AdapterDrop (``drop_fusion_layers``) and pruning (``prune_fusion``);
 * ``recorder``: mean fusion weights over real tokens, the input to pruning;
-* ``method``: ``FusionMethod``, the registered method that wires fusion layers in.
+* ``method``: ``FusionMethod``, the registered method that wires fusion layers in (the registry
+  imports it with every other method module).
+
+The names below are what a task's fusion is used through (training, pruning, benchmarks).
 """
 
 from adapterdrop.methods.fusion.layer import (
@@ -30,19 +33,11 @@ from adapterdrop.methods.fusion.layer import (
     fusion_layers,
     fusion_regularization_loss,
 )
-from adapterdrop.methods.fusion.method import FusionMethod
 from adapterdrop.methods.fusion.pruning import drop_fusion_layers, prune_fusion
-from adapterdrop.methods.fusion.recorder import (
-    FusionActivations,
-    FusionRecorder,
-    record_fusion_activations,
-)
+from adapterdrop.methods.fusion.recorder import record_fusion_activations
 
 __all__ = [
-    "FusionActivations",
     "FusionLayer",
-    "FusionMethod",
-    "FusionRecorder",
     "drop_fusion_layers",
     "fusion_layers",
     "fusion_regularization_loss",
