@@ -27,14 +27,18 @@ def test_there_is_one_config_per_task():
 
 def test_task_configs_select_a_spec_and_carry_only_loader_settings():
     """The specs in adapterdrop.data.tasks are the truth about a task; a config file names its
-    task by key and may override only the loader settings that _base.yaml declares."""
-    base = yaml.safe_load((CONF / "data" / "_base.yaml").read_text())
+    task by key and may override only the loader settings that its shared base file declares
+    (the first entry of its defaults list, merged into it)."""
     loader = set(inspect.signature(TaskDataModule).parameters) - {"task", "tokenizer"}
-    assert set(base) - {"_target_"} <= loader
     for path in sorted((CONF / "data").glob("*glue/*.yaml")):
         entry = yaml.safe_load(path.read_text())
         assert entry["task"] == f"{path.parent.name}/{path.stem}", path
-        assert entry["defaults"] == ["/data/_base@_here_", "_self_"], path
+        shared, self_ = entry["defaults"]
+        assert self_ == "_self_" and shared.endswith("@_here_"), path
+        base = yaml.safe_load(
+            (CONF / f"{shared.removesuffix('@_here_').lstrip('/')}.yaml").read_text()
+        )
+        assert set(base) - {"_target_"} <= loader, shared
         assert set(entry) - {"defaults", "task"} <= set(base) - {"_target_"}, path
 
 
