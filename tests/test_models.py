@@ -50,3 +50,21 @@ def test_hub_model_offline_fails_at_once_with_choices(monkeypatch, tmp_path):
 def test_unknown_family_is_refused():
     with pytest.raises(ValueError, match="family 'gpt2'"):
         load_backbone({**model_cfg("tiny"), "family": "gpt2"})
+
+
+def test_an_unreachable_hub_fails_without_a_single_request(monkeypatch, tmp_path):
+    # No HF_HUB_OFFLINE: the probe finds the hub unreachable, and nothing may try it anyway
+    # (transformers' own offline load retried requests for about 23 s).
+    from adapterdrop import models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(models, "_hub_reachable", lambda: False)
+
+    def no_request(*args, **kwargs):
+        raise AssertionError("a request was made to an unreachable hub")
+
+    monkeypatch.setattr(models.AutoModel, "from_pretrained", no_request)
+    monkeypatch.setattr(models.AutoConfig, "from_pretrained", no_request)
+    with pytest.raises(ModelUnavailableError, match="unreachable"):
+        load_backbone({**model_cfg("bert-base"), "pretrained": True})

@@ -94,18 +94,26 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
 
 
 def _from_hub(loader: Any, name: str, hub_id: str, **kwargs: Any) -> Any:
-    """Load from the local HF cache first, then from the hub if it is reachable."""
+    """From the hub (through its cache) when it is reachable; offline, from the cached snapshot
+    folder alone, or at once an error with the offline choices.
+
+    Offline, even ``from_pretrained(hub_id, local_files_only=True)`` retried HEAD requests for
+    some 23 s (transformers 4.57 looks for an adapter config); a local folder makes none.
+    """
+    if _hub_reachable():
+        return loader.from_pretrained(hub_id, **kwargs)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
     try:
-        return loader.from_pretrained(hub_id, local_files_only=True, **kwargs)
-    except OSError:
-        pass
-    if not _hub_reachable():
+        folder = snapshot_download(hub_id, local_files_only=True)
+    except (LocalEntryNotFoundError, OSError):
         choices = "\n  ".join(OFFLINE_CHOICES)
         raise ModelUnavailableError(
             f"model {name!r} needs {hub_id!r} from the Hugging Face hub, which is unreachable "
             f"(offline, and not in the local cache). Offline choices:\n  {choices}"
-        )
-    return loader.from_pretrained(hub_id, **kwargs)
+        ) from None
+    return loader.from_pretrained(folder, **kwargs)
 
 
 def _tokenizer(spec: str | None, name: str) -> PreTrainedTokenizerBase | None:
@@ -167,3 +175,8 @@ def load_backbone(cfg: Mapping[str, Any], seed: int = 0) -> Backbone:
         raise ValueError(f"model {name!r}: source {source!r} is not one of {SOURCES}")
     model.eval()
     return Backbone(name=name, model=model, load_tokenizer=tokenizer)
+
+
+def num_layers(cfg: Mapping[str, Any]) -> int:
+    """Transformer layers of the model ``cfg`` names (``model_config(cfg).num_hidden_layers``)."""
+    return int(model_config(cfg).num_hidden_layers)
