@@ -11,6 +11,7 @@ under ``results/`` on any machine, without its hardware, and then writes
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -20,17 +21,80 @@ from typing import Any
 import pandas as pd
 
 from adapterdrop.bench.experiments import EXPERIMENTS, get_experiment
-from adapterdrop.results import atomic_write_text
+from adapterdrop.results import atomic_write_text, point_id
 from adapterdrop.tables import load_ok_results, write_table
 
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = ".run.json"
 COMPARISON_DIR = "comparison"
+#: Tables of runs whose command line changed their setting (a tiny model, another batch) go to
+#: ``<tables_root>/variants/<grid>-<setting id>/``, never over the grid's own tables.
+VARIANTS_DIR = "variants"
+#: Config keys that say where a run writes or whether it measures, not what it measures.
+RUN_CONTROL = ("measure", "force", "progress", "on_version_change", "machine", "paths", "hydra")
+#: Config keys that add rows to a grid's tables: runs differing only in them (a multirun over
+#: T, say) share one set of tables, built from all their points.
+AXES = {
+    "table1": ("bench.seq_len", "bench.batch_size", "bench.phases", "bench.methods"),
+    "table2": ("bench.num_tasks", "bench.min_reps_by_tasks"),
+    "table3": ("bench.num_adapters", "bench.phases"),
+    "efficiency": ("bench.studies",),
+}
 
 
 def manifest_path(tables_root: Path | str, grid: str) -> Path:
     return Path(tables_root) / f"{grid}{MANIFEST_SUFFIX}"
+
+
+def override_key(override: str) -> str:
+    """``bench.num_tasks`` of ``bench.num_tasks=[2,4]``, ``+bench.x=1`` or ``~bench.x``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _is_under(key: str, prefixes: Sequence[str]) -> bool:
+    return any(key == p or key.startswith(f"{p}.") or key.startswith(f"{p}/") for p in prefixes)
+
+
+def changes_setting(grid: str, overrides: Sequence[str]) -> bool:
+    """Whether command-line ``overrides`` change what ``grid`` measures beyond its axes."""
+    ignored = (*RUN_CONTROL, *AXES.get(grid, ()))
+    return any(not _is_under(override_key(o), ignored) for o in overrides)
+
+
+def setting_id(grid: str, cfg: Mapping[str, Any]) -> str:
+    """Hash of what a run of ``grid`` measures, its axes and run control left out."""
+    plain = copy.deepcopy(dict(cfg))
+    for dotted in (*RUN_CONTROL, *AXES.get(grid, ())):
+        *parents, leaf = dotted.split(".")
+        node = plain
+        for key in parents:
+            node = node.get(key, {})
+        node.pop(leaf, None)
+    return point_id(plain)[:8]
+
+
+def tables_folder(grid: str, cfg: Mapping[str, Any], tables_root: Path, variant: bool) -> Path:
+    """The grid's own tables folder, or for a variant run its own subfolder."""
+    if not variant:
+        return Path(tables_root)
+    return Path(tables_root) / VARIANTS_DIR / f"{grid}-{setting_id(grid, cfg)}"
+
+
+def _merge_axes(grid: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """``new`` with each axis holding the values of both runs (lists in order, dicts merged)."""
+    merged = copy.deepcopy(dict(new))
+    for dotted in AXES.get(grid, ()):
+        *parents, leaf = dotted.split(".")
+        old_node, node = old, merged
+        for key in parents:
+            old_node, node = old_node.get(key, {}), node.get(key, {})
+        before, after = old_node.get(leaf), node.get(leaf)
+        if isinstance(before, list) and isinstance(after, list):
+            node[leaf] = before + [v for v in after if v not in before]
+        elif isinstance(before, dict) and isinstance(after, dict):
+            node[leaf] = {**before, **after}
+    return merged
 
 
 def build_tables(
@@ -42,7 +106,49 @@ def build_tables(
 ) -> dict[str, str]:
     """Write ``grid``'s tables from the results ``point_ids`` under ``results_root``, and the
     manifest that lets them be rebuilt; return each table's markdown (none if no point has a
-    result yet)."""
+    result yet).
+
+    Tables hold every point measured in their setting: a run that differs from the folder's
+    manifest only in its axes adds its points to the earlier ones; a run of another setting
+    moves the earlier tables to ``variants/<grid>-<their setting>/`` first, so no built table
+    is lost.
+    """
+    cfg = json.loads(json.dumps(cfg))  # as a manifest holds it: JSON keys are strings
+    previous = _read_manifest(tables_root, grid)
+    if previous is not None and previous["config"] is not None:
+        if setting_id(grid, previous["config"]) == setting_id(grid, cfg):
+            point_ids = sorted({*previous["point_ids"], *point_ids})
+            cfg = _merge_axes(grid, previous["config"], cfg)
+        else:
+            _archive(grid, previous, Path(tables_root))
+    return _write_tables(grid, cfg, point_ids, results_root, tables_root)
+
+
+def _read_manifest(tables_root: Path | str, grid: str) -> dict[str, Any] | None:
+    path = manifest_path(tables_root, grid)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _archive(grid: str, manifest: Mapping[str, Any], tables_root: Path) -> None:
+    """Rebuild the tables of ``manifest`` in its variant folder, then remove them here."""
+    folder = tables_folder(grid, manifest["config"], tables_root, variant=True)
+    log.warning(
+        "%s: the tables in %s are of another setting; moved to %s", grid, tables_root, folder
+    )
+    build_tables(grid, manifest["config"], manifest["point_ids"], manifest["results_root"], folder)
+    for table in manifest["tables"]:
+        for suffix in (".md", ".csv"):
+            (tables_root / f"{table}{suffix}").unlink(missing_ok=True)
+    manifest_path(tables_root, grid).unlink()
+
+
+def _write_tables(
+    grid: str,
+    cfg: Mapping[str, Any],
+    point_ids: Sequence[str],
+    results_root: Path | str,
+    tables_root: Path | str,
+) -> dict[str, str]:
     df = load_ok_results(results_root, grid) if Path(results_root, grid).is_dir() else None
     if df is None or df.empty:
         return {}
@@ -70,7 +176,11 @@ def build_tables(
 def rebuild_machine(tables_root: Path) -> dict[str, list[str]]:
     """Rebuild every grid whose manifest sits in ``tables_root``: ``{grid: [table, ...]}``."""
     built = {}
-    for path in sorted(tables_root.glob(f"*{MANIFEST_SUFFIX}")):
+    manifests = [
+        *sorted(tables_root.glob(f"*{MANIFEST_SUFFIX}")),
+        *sorted(tables_root.glob(f"{VARIANTS_DIR}/*/*{MANIFEST_SUFFIX}")),
+    ]
+    for path in manifests:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         grid = manifest["grid"]
         if grid not in EXPERIMENTS:
@@ -80,9 +190,10 @@ def rebuild_machine(tables_root: Path) -> dict[str, list[str]]:
             manifest["config"],
             manifest["point_ids"],
             manifest["results_root"],
-            tables_root,
+            path.parent,
         )
-        built[grid] = sorted(written)
+        name = grid if path.parent == tables_root else path.parent.name
+        built[name] = sorted(written)
     return built
 
 

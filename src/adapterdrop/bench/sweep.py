@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from adapterdrop.bench.allocator import retain_freed_memory
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.machine import check_tag, fingerprint
 from adapterdrop.bench.machine import tag as machine_tag
-from adapterdrop.bench.report import build_tables
+from adapterdrop.bench.report import build_tables, changes_setting, tables_folder
 from adapterdrop.bench.runner import RunSummary, run_points
 from adapterdrop.bench.validate import check_bench_keys, check_threads
 from adapterdrop.bench.workloads import resolve_device, set_tf32
@@ -70,9 +70,16 @@ def resolve_paths(cfg: Mapping[str, Any]) -> dict[str, Path]:
     }
 
 
-def run_benchmark(cfg: Mapping[str, Any]) -> tuple[RunSummary, dict[str, str]]:
+def run_benchmark(
+    cfg: Mapping[str, Any], overrides: Sequence[str] = ()
+) -> tuple[RunSummary, dict[str, str]]:
     """Measure ``cfg.bench`` on this machine and return the run summary and each table as
     markdown.
+
+    ``overrides`` (the command line's) that change what the grid measures beyond its axes send
+    the tables to a variant folder of their own (:func:`adapterdrop.bench.report.tables_folder`),
+    so an ad-hoc run never replaces the grid's tables; runs that differ only in the axes (a
+    multirun over T) share tables built from all their points.
 
     With ``measure`` false nothing is timed: the tables are rebuilt from this machine's results.
     Tables use only this grid's points (by config hash, which holds the machine's fingerprint),
@@ -109,6 +116,8 @@ def run_benchmark(cfg: Mapping[str, Any]) -> tuple[RunSummary, dict[str, str]]:
             remeasure_on_version_change=cfg["on_version_change"] == "remeasure",
         )
     log.info("%s: %s", name, summary)
+    folder = tables_folder(name, cfg, paths["tables_root"], changes_setting(name, overrides))
+    log.info("%s: tables in %s", name, folder)
     return summary, build_tables(
-        name, cfg, [point_id(p) for p in points], paths["results_root"], paths["tables_root"]
+        name, cfg, [point_id(p) for p in points], paths["results_root"], folder
     )

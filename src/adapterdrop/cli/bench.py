@@ -4,6 +4,7 @@ benchmark grid and print its tables. The work is in ``adapterdrop.bench.sweep``.
 from __future__ import annotations
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from adapterdrop.bench.sweep import run_benchmark
@@ -14,7 +15,8 @@ from adapterdrop.cli.jobs import sweep_job
 @hydra.main(config_path=str(conf_dir()), config_name="bench", version_base="1.3")
 @sweep_job
 def main(cfg: DictConfig) -> None:
-    summary, tables = run_benchmark(OmegaConf.to_container(cfg, resolve=True))
+    overrides = list(HydraConfig.get().overrides.task)
+    summary, tables = run_benchmark(OmegaConf.to_container(cfg, resolve=True), overrides)
     print(f"{cfg.bench.name}: {summary}")
     for name, markdown in tables.items():
         print(f"\n## {name}\n\n{markdown}")
