@@ -27,6 +27,7 @@ from adapterdrop.bench.timer import Samples, Timed, measure_interleaved
 from adapterdrop.bench.workloads import precision, storage_dtype
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.heads import ClassificationHead, MultiTaskModel
+from adapterdrop.models import model_config
 
 #: Labels of the synthetic classification task; speed does not depend on the label count.
 NUM_LABELS = 2
@@ -55,13 +56,12 @@ def check_shapes(
     for batch in batch_sizes:
         if batch < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch}")
-    positions = model_cfg.get("architecture", {}).get("max_position_embeddings")
+    positions = model_config(model_cfg).max_position_embeddings
     # RoBERTa's positions start after the padding index, so two of its slots are unusable.
-    limit = None if positions is None else positions - 2 * (model_cfg["family"] == "roberta")
+    limit = positions - 2 * (model_cfg["family"] == "roberta")
     for seq in seq_lens:
-        if seq < 1 or (limit is not None and seq > limit):
-            allowed = ">= 1" if limit is None else f"1..{limit}"
-            raise ValueError(f"seq_len {seq} impossible for {model_cfg['name']}: use {allowed}")
+        if not 1 <= seq <= limit:
+            raise ValueError(f"seq_len {seq} impossible for {model_cfg['name']}: use 1..{limit}")
 
 
 def time_phase(

@@ -20,7 +20,7 @@ from adapterdrop.bench.training_step import random_labels
 from adapterdrop.bench.workloads import ModelCache, point_settings, random_inputs, resolve_device
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
-from adapterdrop.models import load_backbone
+from adapterdrop.models import load_backbone, model_config
 from adapterdrop.results import canonical_json
 from adapterdrop.tables import format_estimate
 
@@ -36,7 +36,7 @@ def common_fields(cfg: Mapping[str, Any], study: str) -> dict[str, Any]:
 
 
 def num_layers(cfg: Mapping[str, Any]) -> int:
-    return int(cfg["model"]["architecture"]["num_hidden_layers"])
+    return int(model_config(cfg["model"]).num_hidden_layers)
 
 
 def device_of(point: Mapping[str, Any]) -> torch.device:

@@ -55,6 +55,7 @@ from adapterdrop.bench.workloads import (
 )
 from adapterdrop.methods import build_method
 from adapterdrop.methods.bottleneck import bottleneck_size
+from adapterdrop.models import model_config
 from adapterdrop.results import canonical_json
 from adapterdrop.tables import peak_mib
 
@@ -87,9 +88,7 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     methods = check_choices("methods", bench["methods"], METHODS)
     implementations = check_choices("implementations", bench["implementations"], IMPLEMENTATIONS)
     check_shapes(cfg["model"], bench["batch_size"], bench["seq_len"])
-    hidden = cfg["model"].get("architecture", {}).get("hidden_size")
-    if hidden is not None:
-        bottleneck_size(hidden, bench["reduction_factor"])
+    bottleneck_size(model_config(cfg["model"]).hidden_size, bench["reduction_factor"])
     for method in methods:
         build_method(method_config(method, bench["reduction_factor"]))
     common = {

@@ -45,6 +45,7 @@ from adapterdrop.bench.workloads import (
     task_names,
 )
 from adapterdrop.checks import check_int, check_int_list
+from adapterdrop.models import num_layers
 from adapterdrop.tables import peak_mib
 
 IMPLEMENTATIONS = ("ours", "adapterhub")
@@ -54,7 +55,7 @@ PAPER_PER_LAYER = {2: 0.043, 4: 0.066, 8: 0.078, 16: 0.084}
 def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One point per T holding every n; validated here so a bad grid fails before any model."""
     bench = cfg["bench"]
-    layers = cfg["model"]["architecture"]["num_hidden_layers"]
+    layers = num_layers(cfg["model"])
     unknown = set(bench["implementations"]) - set(IMPLEMENTATIONS)
     if unknown:
         raise ValueError(
@@ -202,7 +203,7 @@ def measure(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float
     runs = sample_runs(_samples, point)
     stats = {name: summarize(s, name=name) for name, s in pooled(runs).items()}
     shape = {
-        "layers": point["model"]["architecture"]["num_hidden_layers"],
+        "layers": num_layers(point["model"]),
         "tasks": point["num_tasks"],
     }
     medians = {name: summary.median for name, summary in stats.items()}
@@ -281,7 +282,7 @@ def _curve(df: pd.DataFrame) -> pd.DataFrame:
 def tables(df: pd.DataFrame, cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     """``table2``: per-layer speed-up per T (ours, AdapterHub, paper, ideal);
     ``table2_curve``: the measured t(n) with ratios, one row per (T, n)."""
-    layers = cfg["model"]["architecture"]["num_hidden_layers"]
+    layers = num_layers(cfg["model"])
     curve = _curve(df)
     rows = []
     by_t = {int(p["config.num_tasks"]): p for _, p in df.iterrows()}

@@ -53,6 +53,7 @@ from adapterdrop.methods.fusion import (
     prune_fusion,
     record_fusion_activations,
 )
+from adapterdrop.models import model_config
 from adapterdrop.results import canonical_json
 from adapterdrop.tables import peak_mib
 
@@ -115,17 +116,16 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         raise ValueError(f"num_adapters must be distinct counts >= 1, got {counts}")
     prune = _check_prune(bench["prune"], counts)
     check_shapes(cfg["model"], [bench["batch_size"]], [bench["seq_len"]])
-    hidden = cfg["model"].get("architecture", {}).get("hidden_size")
-    if hidden is not None:
-        bottleneck_size(hidden, bench["reduction_factor"])
+    model = model_config(cfg["model"])
+    bottleneck_size(model.hidden_size, bench["reduction_factor"])
     build_method(adapter_config(bench["reduction_factor"]))
     options = dict(bench["fusion"])
     if {"name", "adapters"} & set(options):
         raise ValueError("bench.fusion sets fusion options only; the fused adapters are the grid's")
     build_method(fusion_config(["task0"], options))
-    layers = cfg["model"].get("architecture", {}).get("num_hidden_layers")
+    layers = model.num_hidden_layers
     leave_out = options.get("leave_out", 0)
-    if layers is not None and not 0 <= leave_out < layers:
+    if not 0 <= leave_out < layers:
         raise ValueError(f"fusion leave_out {leave_out} impossible for {layers} layers")
     common = {
         **point_settings(cfg),
