@@ -201,9 +201,13 @@ def read_manifest(bundle: Path) -> list[dict[str, str]]:
 
 
 def has_paths_key(config: Path, key: str) -> bool:
-    """Whether the ``paths:`` block of a primary config (conf/bench.yaml, conf/train.yaml)
-    defines ``key``; read as text, since this script needs no YAML library."""
-    block = re.search(r"^paths:[^\n]*\n((?:[ \t]+[^\n]*\n|[ \t]*\n)*)", config.read_text(), re.M)
+    """Whether ``config`` defines ``paths.key``: a file of the paths group (conf/paths/bench.yaml,
+    top-level keys) or a config with a ``paths:`` block; read as text, since this script needs
+    no YAML library."""
+    text = config.read_text()
+    block = re.search(r"^paths:[^\n]*\n((?:[ \t]+[^\n]*\n|[ \t]*\n)*)", text, re.M)
+    if block is None and config.parent.name == "paths":
+        return bool(re.search(rf"^{re.escape(key)}:", text, re.M))
     return bool(block and re.search(rf"^[ \t]+{re.escape(key)}:", block.group(1), re.M))
 
 
@@ -244,7 +248,7 @@ def bench_command(ctx: Context, name: str) -> list[str]:
         "timing.min_reps=2",
         "timing.min_seconds=0",
         *device_overrides("bench", ctx.device),
-        *results_overrides(REPO / "conf" / "bench.yaml", ctx.out / "results"),
+        *results_overrides(REPO / "conf" / "paths" / "bench.yaml", ctx.out / "results"),
         f"hydra.run.dir={ctx.out / 'hydra' / name}",
     ]
 
@@ -271,7 +275,7 @@ def train_command(ctx: Context, name: str) -> list[str]:
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
         *device_overrides("train", ctx.device),
-        *results_overrides(REPO / "conf" / "train.yaml", ctx.out / "results"),
+        *results_overrides(REPO / "conf" / "paths" / "train.yaml", ctx.out / "results"),
         f"paths.output_dir={ctx.out / 'train' / name}",
         f"hydra.run.dir={ctx.out / 'hydra' / name}",
     ]

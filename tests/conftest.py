@@ -47,6 +47,8 @@ def bench_cfg(tmp_path: Path, bench: str, *overrides: str) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    import adapterdrop  # noqa: F401  (registers the ${adapterdrop.*} resolvers that conf/ uses)
+
     every = [
         f"bench={bench}",
         *TINY_BENCH,

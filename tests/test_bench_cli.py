@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from adapterdrop.bench.experiments import get_experiment
-from adapterdrop.bench.sweep import apply_preset
 from conftest import REPO, TINY_BENCH, bench_cfg
 
 #: Runs the bench command with Table 2's measure failing at T = 3: a failure that only shows
@@ -58,7 +57,7 @@ def test_a_failed_point_makes_the_command_exit_non_zero_with_a_summary(tmp_path)
 
 def test_small_t_gets_more_rounds_unless_min_reps_is_given(tmp_path):
     def reps(*extra: str, by_tasks: object = "config") -> dict[int, int]:
-        cfg = apply_preset(bench_cfg(tmp_path, "table2", *extra))
+        cfg = bench_cfg(tmp_path, "table2", *extra)
         if by_tasks != "config":
             cfg["bench"]["min_reps_by_tasks"] = by_tasks
         points = get_experiment("table2").points(cfg)

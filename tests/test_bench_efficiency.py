@@ -10,7 +10,7 @@ import pytest
 
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.experiments.efficiency_drop import mean_of_medians_speedup
-from adapterdrop.bench.sweep import apply_preset, run_benchmark
+from adapterdrop.bench.sweep import run_benchmark
 from conftest import bench_cfg
 
 #: A tiny grid: 4 layers, short sequences, two timed rounds per callable, one thread (a
@@ -112,14 +112,15 @@ def test_one_study_alone_and_resume(tmp_path):
     ],
 )
 def test_bad_grid_is_refused_before_any_model_is_built(tmp_path, override, message):
-    cfg = apply_preset(efficiency_cfg(tmp_path, override))
+    cfg = efficiency_cfg(tmp_path, override)
     with pytest.raises(ValueError, match=message):
         get_experiment("efficiency").points(cfg)
 
 
 def test_paper_preset_widens_the_grids(tmp_path):
-    cfg = apply_preset(efficiency_cfg(tmp_path, "preset=paper", base=["bench=efficiency"]))
-    assert cfg["dtype"] == "fp16" and cfg["bench"]["specialized"]["dropped_layers"] == "all"
+    cfg = efficiency_cfg(tmp_path, "preset=paper", base=["bench=efficiency"])
+    # The preset's values yield to the command line (TINY_BENCH's dtype=fp32), as any config's.
+    assert cfg["dtype"] == "fp32" and cfg["bench"]["specialized"]["dropped_layers"] == "all"
     points = get_experiment("efficiency").points(cfg)
     specialized = next(p for p in points if p["study"] == "specialized")
     layers = cfg["model"]["architecture"]["num_hidden_layers"]

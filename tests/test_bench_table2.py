@@ -7,10 +7,11 @@ import statistics
 
 import pandas as pd
 import pytest
+from hydra.errors import MissingConfigException
 
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.experiments.table2 import measured_floor
-from adapterdrop.bench.sweep import apply_preset, run_benchmark
+from adapterdrop.bench.sweep import run_benchmark
 from conftest import bench_cfg
 
 
@@ -91,14 +92,16 @@ def test_rerun_skips_measured_points_and_force_redoes_them(tmp_path):
     ],
 )
 def test_bad_grid_is_refused_before_any_model_is_built(tmp_path, override, message):
-    cfg = apply_preset(table2_cfg(tmp_path, override))
+    cfg = table2_cfg(tmp_path, override)
     with pytest.raises(ValueError, match=message):
         get_experiment("table2").points(cfg)
 
 
 def test_paper_preset_merges_paper_settings(tmp_path):
-    cfg = apply_preset(table2_cfg(tmp_path, "preset=paper"))
-    assert cfg["bench"]["batch_size"] == 32 and cfg["dtype"] == "fp16"
-    assert "presets" not in cfg["bench"] and cfg["preset"] == "paper"
-    with pytest.raises(ValueError, match="unknown preset 'gpu'"):
-        apply_preset(table2_cfg(tmp_path, "preset=gpu"))
+    cfg = table2_cfg(tmp_path, "preset=paper")
+    assert cfg["bench"]["batch_size"] == 32 and cfg["preset"] == "paper"
+    # The preset is a config file under the command line: its fp16 yields to TINY_BENCH's fp32.
+    assert cfg["dtype"] == "fp32" and cfg["bench"]["processes"] == 1
+    choices = r"preset/table2/gpu'\n\nAvailable options in 'preset/table2':\n\tcpu\n\tfull\n\tpaper"
+    with pytest.raises(MissingConfigException, match=choices):
+        table2_cfg(tmp_path, "preset=gpu")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 from pathlib import Path
 
 import hydra
@@ -9,14 +11,16 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from adapterdrop.bench.experiments import EXPERIMENTS, get_experiment
-from adapterdrop.bench.sweep import apply_preset
 from adapterdrop.bench.workloads import TIMING_KEYS
+from adapterdrop.cli.train import result_config
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
 from adapterdrop.models import load_backbone
+from adapterdrop.results import point_id
 from conftest import CONF
 
 
@@ -103,11 +107,12 @@ def test_trainer_and_logger_configs_instantiate(group, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", options("experiment"))
-def test_experiment_configs_compose(name):
-    primary = (
-        "bench" if (CONF / "experiment" / f"{name}.yaml").read_text().count("bench") else "train"
-    )
-    assert composed(primary, [f"experiment={name}"])
+def test_training_experiments_compose_in_the_training_app_only(name):
+    assert composed("train", [f"experiment={name}"])["experiment_name"] == name
+    # bench.yaml has no experiment group, and an experiment overrides training groups (trainer)
+    for override in (f"experiment={name}", f"+experiment={name}"):
+        with pytest.raises(ConfigCompositionException, match="Could not override"):
+            composed("bench", ["bench=table2", override])
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -140,7 +145,7 @@ def test_only_inference_points_run_in_several_processes():
 
 
 def test_explicit_timing_beats_the_grid_budget_and_its_paper_preset():
-    cfg = apply_preset(composed("bench", ["bench=table2", "preset=paper", "timing.min_reps=3"]))
+    cfg = composed("bench", ["bench=table2", "preset=paper", "timing.min_reps=3"])
     timing = get_experiment("table2").points(cfg)[0]["timing"]
     assert timing == {
         "warmup": 5,
@@ -169,3 +174,181 @@ def test_launchers_compose():
 def test_conf_has_no_stray_files():
     stray = [p for p in Path(CONF).rglob("*") if p.is_file() and p.suffix != ".yaml"]
     assert not stray, f"non-yaml files in conf/: {stray}"
+
+
+# ------------------------------------------------------------------ presets (conf/preset)
+#: Resolved bench configs written by the removed ``adapterdrop.bench.sweep.apply_preset``, which
+#: merged each grid's ``presets:`` block in Python (conf/ as of commit f50c85a): key
+#: ``<grid>/<preset>``, and ``<grid>/auto@<device torch sees>[,device=cpu]`` for preset=auto.
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "bench_presets.json").read_text())
+
+
+def preset_case(key: str) -> tuple[list[str], bool]:
+    grid, rest = key.split("/")
+    preset, _, seen = rest.partition("@")
+    overrides = [f"bench={grid}"] + ([] if preset == "auto" else [f"preset={preset}"])
+    return overrides + (["device=cpu"] if "device=cpu" in seen else []), seen.startswith("cuda")
+
+
+@pytest.mark.parametrize("key", sorted(GOLDEN))
+def test_each_preset_composes_to_the_config_apply_preset_gave(key, monkeypatch):
+    overrides, cuda = preset_case(key)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    cfg = composed("bench", overrides)
+    assert json.loads(json.dumps(cfg)) == GOLDEN[key]  # JSON: the golden file's int keys are str
+
+
+def test_preset_auto_is_recorded_as_the_preset_it_chose(monkeypatch):
+    assert composed("bench", [])["preset"] == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert composed("bench", [])["preset"] == "paper"
+    assert composed("bench", ["device=cpu"])["preset"] == "cpu"  # the device decides, not the box
+    choices = composed("bench", ["bench=table3"], keep_hydra=True)["hydra"]["runtime"]["choices"]
+    assert choices["preset"] == "auto" and choices["preset/table3@_global_"] == "paper"
+
+
+@pytest.mark.parametrize(
+    ("grid", "valid"), [("table1", "cpu, paper"), ("table2", "cpu, full, paper")]
+)
+def test_an_unknown_preset_fails_with_that_grids_choices(grid, valid):
+    for preset in ("gpu", "full") if grid == "table1" else ("gpu",):
+        with pytest.raises(MissingConfigException) as failure:
+            composed("bench", [f"bench={grid}", f"preset={preset}"])
+        assert f"Could not find 'preset/{grid}/{preset}'" in str(failure.value)
+        listed = str(failure.value).split(f"Available options in 'preset/{grid}':")[1]
+        assert ", ".join(line.strip() for line in listed.split("Config search")[0].split()) == (
+            valid
+        )
+
+
+def test_every_grid_offers_cpu_and_paper_and_each_file_records_its_name():
+    for grid in EXPERIMENTS:
+        names = options(f"preset/{grid}")
+        assert {"cpu", "paper"} <= set(names), grid
+        for name in names:
+            assert composed("bench", [f"bench={grid}", f"preset={name}"])["preset"] == name
+    assert not list((CONF / "preset").glob("*.yaml"))  # `preset` only names the grid's choice
+
+
+# ------------------------------------------------------- the model decides the layer count
+@pytest.mark.parametrize("model", ["minilm-l6", "tiny", "bert-base"])
+@pytest.mark.parametrize("grid", ["table1", "table2", "table3"])
+def test_grids_expand_on_models_without_an_architecture_dict(grid, model):
+    cfg = composed("bench", [f"bench={grid}", f"model={model}", "device=cpu"])
+    points = get_experiment(grid).points(cfg)
+    assert points
+    if grid == "table2":
+        layers = load_backbone(cfg["model"]).num_layers
+        assert points[0]["dropped_layers"][0] == 0 and points[0]["dropped_layers"][-1] == layers - 1
+        all_n = composed("bench", ["bench=table2", f"model={model}", "bench.dropped_layers=all"])
+        assert get_experiment(grid).points(all_n)[0]["dropped_layers"] == list(range(layers))
+
+
+def test_the_efficiency_grid_expands_on_minilm_with_its_depths():
+    cfg = composed("bench", ["bench=efficiency", "model=minilm-l6", "preset=paper"])
+    points = get_experiment("efficiency").points(cfg)
+    specialized = next(p for p in points if p["study"] == "specialized")
+    assert specialized["dropped_layers"] == list(range(6))
+
+
+# -------------------------------------------------------------------- Fig. 2 experiments
+def stored_fig2_results() -> list[Path]:
+    return sorted((CONF.parent / "results" / "raw").glob("fig2_*/*.json"))
+
+
+def identity(cfg: DictConfig) -> dict:
+    """``result_config`` without the data digests that newer results carry (the stored Fig. 2
+    results predate them): the config part of a run's identity."""
+    if "with_data" in inspect.signature(result_config).parameters:
+        return result_config(cfg, with_data=False)
+    return result_config(cfg)
+
+
+@pytest.mark.skipif(not stored_fig2_results(), reason="no stored Fig. 2 results")
+def test_fig2_experiments_compose_the_stored_results_configs():
+    """The settings that were FIG2_ARGS live in conf/experiment/fig2_*.yaml: the plain commands
+    compose exactly the configs (and point ids) of results/raw/fig2_*, so skip_measured finds
+    them."""
+    paths = stored_fig2_results()
+    for path in paths[:2] + paths[-6:]:  # a few of every experiment
+        record = json.loads(path.read_text())
+        stored = record["config"]
+        overrides = [f"experiment={stored['experiment_name']}", f"data={stored['data']['task']}"]
+        if stored["drop"]["mode"] == "specialized":
+            overrides.append(f"drop.n={stored['drop']['n']}")
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("train", overrides=[*overrides, "skip_measured=true"])
+        config = identity(cfg)
+        assert config == {k: v for k, v in stored.items() if k != "data_content"}, path
+        if "data_content" not in stored:
+            assert point_id(config) == record["point_id"], path
+    assert {p.parent.name for p in paths[:2] + paths[-6:]} >= {"fig2_robust", "fig2_specialized"}
+
+
+@pytest.mark.parametrize(("model", "layers"), [("minilm-l6", 6), ("tiny", 4), ("roberta-base", 12)])
+def test_fig2_specialized_sweeps_every_layer_of_the_model(model, layers):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", ["experiment=fig2_specialized", f"model={model}"], True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True)
+    assert params == {"drop.n": f"range(0,{layers})"}
+    assert cfg.drop.mode == "specialized" and cfg.drop.n == 0  # a single run: n = 0
+
+
+def test_fig2_experiments_hold_the_cpu_settings_and_override_groups():
+    for name in ("fig2_standard", "fig2_robust", "fig2_specialized"):
+        text = (CONF / "experiment" / f"{name}.yaml").read_text()
+        assert "override /trainer: cpu" in text and "override /model: minilm-l6" in text
+        cfg = composed("train", [f"experiment={name}"])
+        assert cfg["trainer"]["precision"] == "bf16-mixed" and cfg["trainer"]["max_epochs"] == 3
+        assert cfg["optim"]["lr"] == 1e-3 and cfg["model"]["name"] == "minilm-l6"
+    makefile = (CONF.parent / "Makefile").read_text()
+    assert "range(" not in makefile and "trainer=cpu" not in makefile
+
+
+# ----------------------------------------------------------------- paths, hydra, --help
+def test_paths_and_hydra_groups_give_each_app_its_folders():
+    train = composed("train", [])["paths"]
+    assert train["root"] == "results" and train["results_root"] == "results/raw"
+    bench = composed("bench", [])["paths"]
+    assert bench == {"root": "results", "results_root": None, "tables_root": None}
+    runs = (
+        ("train", "experiment=fig2_robust", "train/fig2_robust"),
+        ("bench", "bench=table3", "bench/table3"),
+    )
+    for primary, override, folder in runs:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(primary, [override], return_hydra_config=True)
+        assert cfg.hydra.run.dir.startswith(f"outputs/{folder}/"), cfg.hydra.run.dir
+        assert cfg.hydra.sweep.dir.startswith(f"multirun/{folder}/"), cfg.hydra.sweep.dir
+        assert cfg.hydra.job.chdir is False
+    for primary in ("train.yaml", "bench.yaml"):  # no copies left in the primary configs
+        node = OmegaConf.load(CONF / primary)
+        assert (
+            "paths" not in node and set(node.hydra) == {"job"} and set(node.hydra.job) == {"name"}
+        )
+
+
+def app_help(primary: str, overrides: list[str]) -> str:
+    """The ``--help`` text of an app, as Hydra builds it (``$CONFIG`` left unsubstituted)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=primary, overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        return cfg.hydra.help.template
+
+
+def help_groups(text: str) -> dict[str, str]:
+    block = text.split("(group=option)")[1].split("== Config ==")[0]
+    return dict(line.split(": ", 1) for line in block.strip().splitlines())
+
+
+def test_help_lists_only_each_apps_real_choices():
+    train = help_groups(app_help("train", []))
+    assert set(train) == {"experiment", "model", "data", "method", "trainer", "logger"}
+    assert train["data"].split(", ") == options("data") and "_base" not in train["data"]
+    assert train["experiment"].split(", ") == options("experiment")
+    bench = help_groups(app_help("bench", ["bench=table1"]))
+    assert set(bench) == {"bench", "preset", "model", "device"}
+    assert bench["bench"].split(", ") == sorted(EXPERIMENTS)
+    assert bench["preset"].startswith("auto, cpu, paper (those of bench=table1")
+    assert bench["model"].split(", ") == options("model")
+    assert "glue/rte" in app_help("train", []) and "table1" not in app_help("train", [])

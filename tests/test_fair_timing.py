@@ -12,7 +12,6 @@ from torch import nn
 from adapterdrop.bench import timer
 from adapterdrop.bench.experiments import table2
 from adapterdrop.bench.processes import peak_memory
-from adapterdrop.bench.sweep import apply_preset
 from adapterdrop.bench.timer import Timed, measure, measure_interleaved
 from adapterdrop.bench.training_step import time_phase
 from conftest import bench_cfg
@@ -87,9 +86,7 @@ def test_inference_stores_weights_in_the_dtype_and_training_keeps_fp32():
 
 
 def _tiny_table2_point(tmp_path, *extra: str) -> dict:
-    cfg = apply_preset(
-        bench_cfg(tmp_path, "table2", "bench.num_tasks=[2]", "bench.processes=1", *extra)
-    )
+    cfg = bench_cfg(tmp_path, "table2", "bench.num_tasks=[2]", "bench.processes=1", *extra)
     (point,) = table2.points(cfg)
     return point
 
@@ -159,7 +156,7 @@ def test_several_processes_probe_peak_memory_once(tmp_path):
     cfg = bench_cfg(
         tmp_path, "table2", "bench.num_tasks=[2]", "bench.dropped_layers=[0,3]", "bench.processes=2"
     )
-    (point,) = table2.points(apply_preset(cfg))
+    (point,) = table2.points(cfg)
     metrics, samples = table2.measure(point)
     peaks = metrics["peak_memory_bytes"]
     assert set(peaks) == {name.split("@process=")[0] for name in samples}

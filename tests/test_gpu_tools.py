@@ -273,11 +273,10 @@ def test_bench_grids_stay_tiny(tmp_path):
     from omegaconf import OmegaConf
 
     from adapterdrop.bench.experiments import get_experiment
-    from adapterdrop.bench.sweep import apply_preset
 
     ctx = smoke.Context(sys.executable, tmp_path, "cpu", 0.0, 1.0)
     for name in smoke.BENCH_GRIDS:
-        cfg = apply_preset(OmegaConf.to_container(compose_check(ctx, name), resolve=True))
+        cfg = OmegaConf.to_container(compose_check(ctx, name), resolve=True)
         points = get_experiment(name).points(cfg)
         assert 1 <= len(points) <= 12, (name, len(points))
 

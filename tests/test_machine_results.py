@@ -13,7 +13,7 @@ import torch
 from adapterdrop.bench import machine, workloads
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.report import rebuild_all
-from adapterdrop.bench.sweep import apply_preset, run_benchmark
+from adapterdrop.bench.sweep import run_benchmark
 from conftest import bench_cfg
 
 ZEN4 = {"avx2": True, "avx512f": True, "avx512_bf16": True}
@@ -58,7 +58,7 @@ def test_a_gpu_torch_cannot_see_fails_instead_of_timing_the_cpu(monkeypatch):
 
 
 def test_points_record_the_resolved_device_dtype_and_machine(tmp_path):
-    cfg = apply_preset(bench_cfg(tmp_path, "table2", "device=auto", "dtype=auto"))
+    cfg = bench_cfg(tmp_path, "table2", "device=auto", "dtype=auto")
     point = get_experiment("table2").points(cfg)[0]
     assert point["device"] == "cpu" and point["dtype"] in ("fp32", "bf16")
     assert point["machine"] == machine.fingerprint(torch.device("cpu"), point["threads"])

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
 from adapterdrop.bench.allocator import retain_freed_memory
 from adapterdrop.bench.experiments import get_experiment
@@ -24,35 +23,7 @@ from adapterdrop.results import point_id
 log = logging.getLogger(__name__)
 
 
-#: Presets every grid has: ``cpu`` (its defaults) and ``auto``; grids add theirs in ``presets``.
-BUILTIN_PRESETS = ("auto", "cpu")
 VERSION_POLICIES = ("remeasure", "keep")
-
-
-def apply_preset(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge the grid's ``presets.<preset>`` overrides; ``auto`` means ``paper`` on CUDA and the
-    CPU defaults elsewhere.
-
-    The CPU defaults finish in minutes here; the paper preset restores paper-size settings
-    (grid and timing budget) for real hardware. The merged values land in every point's
-    recorded config; a timing value given explicitly in ``timing`` still wins over them.
-    """
-    preset = cfg["preset"]
-    offered = cfg["bench"].get("presets") or {}
-    choices = (*BUILTIN_PRESETS, *offered)
-    if preset not in choices:
-        raise ValueError(
-            f"unknown preset {preset!r} for bench={cfg['bench']['name']}; "
-            f"choose one of {list(choices)}"
-        )
-    if preset == "auto":
-        preset = "paper" if resolve_device(cfg["device"]).type == "cuda" else "cpu"
-    overrides = offered.get(preset, {})
-    merged = OmegaConf.merge(OmegaConf.create(dict(cfg)), OmegaConf.create(overrides))
-    result = OmegaConf.to_container(merged)
-    result["bench"].pop("presets", None)
-    result["preset"] = preset
-    return result
 
 
 def resolve_paths(cfg: Mapping[str, Any]) -> dict[str, Path]:
@@ -87,7 +58,6 @@ def run_benchmark(
     point ids are written beside its tables (:mod:`adapterdrop.bench.report` rebuilds every
     machine's tables from them).
     """
-    cfg = apply_preset(cfg)
     if cfg["on_version_change"] not in VERSION_POLICIES:
         raise ValueError(
             f"on_version_change={cfg['on_version_change']!r}; choose one of {VERSION_POLICIES}"

@@ -1,0 +1,64 @@
+"""The OmegaConf resolvers that ``conf/`` calls, registered when ``adapterdrop`` is imported.
+
+- ``${adapterdrop.preset:<preset>,<device>}`` (conf/bench/<grid>.yaml): the preset a benchmark
+  grid composes; ``auto`` becomes a concrete name here, before anything is measured, so the saved
+  ``.hydra/config.yaml`` and every result hold the preset that ran (:func:`resolve_preset`).
+- ``${adapterdrop.num_layers:<model>}`` (conf/experiment/fig2_specialized.yaml): the layer count
+  of a ``conf/model`` entry, from the model's own config (:func:`adapterdrop.models.num_layers`).
+- ``${adapterdrop.options:<group>}`` (conf/hydra/help/*.yaml): a config group's options for
+  ``--help``, nested folders included (``glue/rte``).
+
+Compose-API users (tests, notebooks) get them by importing anything from ``adapterdrop``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+#: The preset ``auto`` picks on CUDA (paper-size grids) and on a CPU (each grid's own sizes).
+AUTO_PRESETS = {"cuda": "paper", "cpu": "cpu"}
+
+
+def resolve_preset(preset: str, device: str) -> str:
+    """``preset`` itself, or for ``auto`` the preset for the device ``device`` resolves to:
+    ``paper`` on CUDA, ``cpu`` on a CPU (:data:`AUTO_PRESETS`). The grid's preset folder then
+    says whether that name exists for it (Hydra lists its choices when it does not)."""
+    if preset != "auto":
+        return preset
+    from adapterdrop.bench.workloads import resolve_device  # torch, only when needed
+
+    return AUTO_PRESETS[resolve_device(device).type]
+
+
+def model_layers(model: Mapping[str, Any]) -> int:
+    from adapterdrop.models import num_layers
+
+    if isinstance(model, DictConfig):
+        model = OmegaConf.to_container(model, resolve=True)
+    return num_layers(model)
+
+
+def group_options(group: str) -> str:
+    """``"a, b, glue/rte, ..."``: the options of ``group`` in the running app's search path."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.object_type import ObjectType
+
+    loader = GlobalHydra.instance().config_loader()
+
+    def walk(path: str, prefix: str) -> list[str]:
+        names = [prefix + name for name in loader.get_group_options(path, ObjectType.CONFIG)]
+        for sub in loader.get_group_options(path, ObjectType.GROUP):
+            names += walk(f"{path}/{sub}", f"{prefix}{sub}/")
+        return names
+
+    return ", ".join(sorted(walk(group, "")))
+
+
+def register_resolvers() -> None:
+    """Register (again: idempotent) every resolver above."""
+    OmegaConf.register_new_resolver("adapterdrop.preset", resolve_preset, replace=True)
+    OmegaConf.register_new_resolver("adapterdrop.num_layers", model_layers, replace=True)
+    OmegaConf.register_new_resolver("adapterdrop.options", group_options, replace=True)
