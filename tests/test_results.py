@@ -20,6 +20,7 @@ from adapterdrop.results import (
     ResultError,
     ResultsLocked,
     atomic_write_text,
+    flatten_result,
     is_measured,
     load_results,
     locked,
@@ -74,6 +75,15 @@ def test_metrics_are_made_json_safe():
     assert record["metrics"] == {"a": 0.5, "b": None, "arr": [0, 1]}
 
 
+def test_artefact_paths_are_kept_beside_the_config_and_flattened(tmp_path):
+    record = _ok(kind="eval", artefacts={"adapter": tmp_path / "a"})
+    assert record["artefacts"] == {"adapter": str(tmp_path / "a")}
+    assert record["point_id"] == point_id(CONFIG)  # where a file is is not what was computed
+    assert read_result(write_result(record, tmp_path)) == record
+    assert flatten_result(record)["artefacts.adapter"] == str(tmp_path / "a")
+    assert "artefacts" not in _ok()
+
+
 def test_failed_result_carries_error():
     error = {"type": "RuntimeError", "message": "boom", "traceback": "..."}
     record = make_result(experiment="exp", config=CONFIG, environment=ENV, error=error)
@@ -86,7 +96,9 @@ def test_failed_result_carries_error():
         lambda r: r.pop("metrics"),
         lambda r: r.update(schema_version=SCHEMA_VERSION + 1),
         lambda r: r.update(schema_version=True),
-        lambda r: r.update(kind="eval"),
+        lambda r: r.update(kind="evaluation"),
+        lambda r: r.update(artefacts={"adapter": 3}),
+        lambda r: r.update(artefacts=["outputs/adapters/x"]),
         lambda r: r.update(status="done"),
         lambda r: r.update(point_id="0" * 16),
         lambda r: r["config"].update(tasks=8),

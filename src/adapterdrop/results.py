@@ -30,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 SCHEMA_VERSION = 1
-KINDS = ("bench", "train")
+#: ``bench``: a benchmark point; ``train``: a training run (fit, then evaluation); ``eval``: a
+#: saved adapter evaluated (``python -m adapterdrop.cli.eval``).
+KINDS = ("bench", "train", "eval")
 STATUSES = ("ok", "failed")
 #: Hex digits of the sha256 kept as the point id: 64 bits make collisions within one
 #: experiment negligible while keeping file names readable.
@@ -52,6 +54,9 @@ _REQUIRED = {
     "created_at": str,
 }
 _ERROR_KEYS = ("type", "message", "traceback")
+#: Optional top-level key: files a point wrote or read, by role (``{"adapter": "<folder>"}``).
+#: Where they are, not what was computed, so not part of the config or its point id.
+ARTEFACTS_KEY = "artefacts"
 
 
 class ResultError(ValueError):
@@ -111,8 +116,10 @@ def make_result(
     metrics: Mapping[str, Any] | None = None,
     samples: Mapping[str, Sequence[float]] | None = None,
     error: Mapping[str, str] | None = None,
+    artefacts: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Build a validated result record; ``error`` (type/message/traceback) marks it failed."""
+    """Build a validated result record; ``error`` (type/message/traceback) marks it failed;
+    ``artefacts`` names files the point wrote or read (role -> path)."""
     record = {
         "schema_version": SCHEMA_VERSION,
         "kind": kind,
@@ -127,6 +134,8 @@ def make_result(
     }
     if error is not None:
         record["error"] = to_jsonable(error)
+    if artefacts:
+        record[ARTEFACTS_KEY] = {role: str(path) for role, path in artefacts.items()}
     validate_result(record)
     return record
 
@@ -168,6 +177,12 @@ def validate_result(record: Any) -> None:
             raise ResultError(f"failed result needs an 'error' object with {_ERROR_KEYS}")
     elif error is not None:
         raise ResultError("an 'ok' result must not carry an 'error'")
+    artefacts = record.get(ARTEFACTS_KEY)
+    if artefacts is not None and not (
+        isinstance(artefacts, dict)
+        and all(isinstance(k, str) and isinstance(v, str) and v for k, v in artefacts.items())
+    ):
+        raise ResultError(f"{ARTEFACTS_KEY!r} must map names to non-empty path strings")
 
 
 def check_experiment_name(experiment: str) -> None:
@@ -334,7 +349,8 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
 
 def flatten_result(record: Mapping[str, Any], path: Path | str | None = None) -> dict[str, Any]:
     """One table row: top-level scalars, nested ``config.*``/``metrics.*``/``environment.*``
-    columns (dots join nested keys), ``samples.<name>`` holding the raw lists."""
+    columns (dots join nested keys), ``artefacts.<role>`` paths, ``samples.<name>`` holding
+    the raw lists."""
     row: dict[str, Any] = {
         key: record.get(key)
         for key in ("experiment", "point_id", "kind", "status", "created_at", "schema_version")
@@ -345,6 +361,8 @@ def flatten_result(record: Mapping[str, Any], path: Path | str | None = None) ->
     for section in ("config", "metrics", "environment"):
         for key, value in record[section].items():
             _flatten(f"{section}.{key}", value, row)
+    for role, artefact in record.get(ARTEFACTS_KEY, {}).items():
+        row[f"{ARTEFACTS_KEY}.{role}"] = artefact
     for name, values in record["samples"].items():
         row[f"samples.{name}"] = values
     return row
