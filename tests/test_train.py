@@ -14,9 +14,10 @@ from pytorch_lightning.loggers import CSVLogger, WandbLogger
 from scipy import stats
 from torch.utils.data import DataLoader
 
+from adapterdrop.artefacts import read_artefact
 from adapterdrop.cli import conf_dir
 from adapterdrop.cli import train as cli_train
-from adapterdrop.cli.train import instantiate_loggers, result_config, train
+from adapterdrop.cli.train import find_trained_adapter, instantiate_loggers, result_config, train
 from adapterdrop.results import point_id, read_result, result_path
 from adapterdrop.train import AdapterDropModule, RobustDropSampler
 from adapterdrop.train import module as module_file
@@ -50,6 +51,7 @@ def shrunk(tmp_path: Path, *overrides: str):
         f"paths.output_dir={tmp_path / 'out'}",
         f"paths.results_root={tmp_path / 'results'}",
         f"paths.checkpoints_root={tmp_path / 'checkpoints'}",
+        f"paths.adapters_root={tmp_path / 'adapters'}",
         *overrides,
     )
 
@@ -152,6 +154,12 @@ def test_fit_and_sweep_on_real_rte_write_a_train_result(tmp_path):
     assert record["kind"] == "train" and record["status"] == "ok"
     assert record["metrics"] == pytest.approx(metrics)
     assert record["config"]["drop"]["mode"] == "robust" and "paths" not in record["config"]
+    # the trained adapter is saved by its point id and named in the record
+    adapter = tmp_path / "adapters" / "fig2_robust" / record["point_id"]
+    assert record["artefacts"] == {"adapter": str(adapter)}
+    assert find_trained_adapter(cfg) == adapter
+    assert read_artefact(adapter).training["config"] == record["config"]
+    assert find_trained_adapter(shrunk(tmp_path, "experiment=fig2_robust", "seed=1")) is None
     csv = (tmp_path / "out" / "csv" / "version_0" / "metrics.csv").read_text()
     assert "val/accuracy@n=3" in csv
 

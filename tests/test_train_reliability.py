@@ -125,6 +125,7 @@ def test_a_multirun_names_every_failed_job_and_exits_non_zero(tmp_path):
         "trainer.enable_model_summary=false",
         f"paths.results_root={tmp_path}/results",
         f"paths.checkpoints_root={tmp_path}/checkpoints",
+        f"paths.adapters_root={tmp_path}/adapters",
         f"hydra.sweep.dir={tmp_path}/multirun",
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)

@@ -1,5 +1,7 @@
 """``python -m adapterdrop.cli.train`` (or ``adapterdrop-train``): fit one task's adapters,
-evaluate them, and write the run's metrics as a result JSON (kind ``"train"``).
+save them (``paths.adapters_root/<experiment_name>/<point id>/``, see ``adapterdrop.artefacts``),
+evaluate them, and write the run's metrics as a result JSON (kind ``"train"``) that names the
+saved adapter (``artefacts.adapter``).
 
 ``main`` is the thin Hydra entry point; ``train(cfg)`` does the work on a composed config, so
 tests and notebooks call it with configs from Hydra's compose API.
@@ -20,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger, WandbLogger
 
+from adapterdrop.artefacts import artefact_folder, find_artefact, save_artefact
 from adapterdrop.bench.environment import collect_environment
 from adapterdrop.cli import conf_dir
 from adapterdrop.cli.jobs import sweep_job
@@ -77,14 +80,24 @@ def result_config(cfg: DictConfig, *, with_data: bool = True) -> dict[str, Any]:
     return config
 
 
+def find_trained_adapter(cfg: DictConfig) -> Path | None:
+    """The adapter that training ``cfg`` saved (found by the point id of its
+    :func:`result_config`, so anywhere the same config and data ran into this
+    ``paths.adapters_root``), or ``None`` when it has not been trained yet."""
+    root = cfg.paths.get("adapters_root")
+    if root is None:
+        return None
+    return find_artefact(root, cfg.experiment_name, result_config(cfg))
+
+
 def instantiate_loggers(cfg: Mapping[str, Any] | None) -> list[Logger]:
     """One logger per entry of the ``logger`` group (none for ``logger=none``)."""
     return [hydra.utils.instantiate(entry) for entry in (cfg or {}).values()]
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Check, fit, evaluate (at every depth with ``eval_sweep``), write the result; return
-    its metrics.
+    """Check, fit, save the adapter, evaluate (at every depth with ``eval_sweep``), write the
+    result; return its metrics.
 
     Everything that can be checked without a model is checked first. A run that fails after
     its destination was checked leaves a failed record beside any earlier success. A killed
@@ -93,7 +106,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     experiment = cfg.experiment_name
     root = Path(cfg.paths.results_root)
     check_destination(experiment, root)
+    adapters_root = cfg.paths.get("adapters_root")
     try:
+        if adapters_root is not None:
+            check_writable(Path(adapters_root) / experiment, "paths.adapters_root")
         check_run(OmegaConf.to_container(cfg, resolve=True))
         config = result_config(cfg)
     except Exception as err:
@@ -108,12 +124,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     with locked(root / experiment, f".{pid}.lock"):
         remove_orphan_temporaries(root / experiment, pid)
         checkpoints = Path(cfg.paths.checkpoints_root) / experiment / pid
+        adapter = None
+        if adapters_root is not None:
+            adapter = artefact_folder(adapters_root, experiment, pid)
+        training = {"experiment": experiment, "point_id": pid, "config": config}
         try:
-            metrics = _run(cfg, checkpoints)
+            metrics = _run(cfg, checkpoints, adapter, training)
         except Exception as err:
             write_result(_record(experiment, config, error=error_block(err)), root)
             raise
-        log.info("result: %s", write_result(_record(experiment, config, metrics=metrics), root))
+        saved = None if adapter is None else {"adapter": str(adapter)}
+        record = _record(experiment, config, metrics=metrics, artefacts=saved)
+        log.info("result: %s", write_result(record, root))
     shutil.rmtree(checkpoints, ignore_errors=True)  # the result is written: nothing to resume
     return metrics
 
@@ -136,7 +158,12 @@ def error_block(err: BaseException) -> dict[str, str]:
     return {"type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}
 
 
-def _run(cfg: DictConfig, checkpoints: Path) -> dict[str, float]:
+def _run(
+    cfg: DictConfig,
+    checkpoints: Path,
+    adapter: Path | None = None,
+    training: Mapping[str, Any] | None = None,
+) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True)
     module = AdapterDropModule(
         model=OmegaConf.to_container(cfg.model, resolve=True),
@@ -169,7 +196,7 @@ def _run(cfg: DictConfig, checkpoints: Path) -> dict[str, float]:
     if ckpt_path:
         log.info("resuming from %s", last)
     try:
-        return _fit_and_evaluate(cfg, trainer, module, datamodule, ckpt_path)
+        return _fit_and_evaluate(cfg, trainer, module, datamodule, ckpt_path, adapter, training)
     finally:
         close_loggers(loggers)
 
@@ -211,8 +238,20 @@ def _fit_and_evaluate(
     module: AdapterDropModule,
     datamodule: pl.LightningDataModule,
     ckpt_path: str | None = None,
+    adapter: Path | None = None,
+    training: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if adapter is not None:
+        save_artefact(
+            module.model,
+            module.task,
+            adapter,
+            module.method_config,
+            backbone_name=cfg.model.name,
+            training=training,
+        )
+        log.info("adapter: %s", adapter)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     module.set_eval_ns(range(module.num_layers) if cfg.eval_sweep else None)
     metrics.update(trainer.validate(module, datamodule=datamodule, verbose=False)[0])

@@ -134,6 +134,8 @@ class AdapterDropModule(pl.LightningModule):
         self.drop = DropConfig(**{"seed": seed, **(drop or {})})
         self.optim = OptimConfig(**(optim or {}))
         method_cfg = self.drop.method_config(method)
+        #: the config that rebuilds the task's method (what a saved adapter records)
+        self.method_config = method_cfg
         adapter_method = build_method(method_cfg)
         backbone = load_backbone(model, seed=seed)
         self.drop.check_layers(backbone.num_layers)

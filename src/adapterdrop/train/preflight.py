@@ -25,9 +25,9 @@ def check_run(cfg: Mapping[str, Any]) -> None:
     check_data_sizes(cfg["data"], cfg["model"])
 
 
-def check_writable(folder: Path) -> None:
+def check_writable(folder: Path, setting: str = "paths.results_root") -> None:
     """``folder`` exists and is writable, or can be created: its nearest existing ancestor is
-    a writable directory. Nothing is created here."""
+    a writable directory. Nothing is created here. ``setting`` is the key that chose it."""
     probe = folder
     while not probe.exists():
         if probe.parent == probe:
@@ -35,8 +35,8 @@ def check_writable(folder: Path) -> None:
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise PermissionError(
-            f"results folder {folder} cannot be written ({probe} is not a writable directory): "
-            "set paths.results_root to a writable folder"
+            f"folder {folder} cannot be written ({probe} is not a writable directory): "
+            f"set {setting} to a writable folder"
         )
 
 
