@@ -62,10 +62,13 @@ RESULT_CONFIG_EXCLUDE = (
 )
 
 
-def result_config(cfg: DictConfig, *, with_data: bool = True) -> dict[str, Any]:
+def result_config(
+    cfg: DictConfig, *, with_data: bool = True, stages: tuple[str, ...] | None = None
+) -> dict[str, Any]:
     """What identifies a training run: the resolved config minus ``RESULT_CONFIG_EXCLUDE``,
-    plus (``with_data``) a digest of each data split it reads, so runs on different files
-    never share a result while the same files anywhere do. Needs the data to be there."""
+    plus (``with_data``) a digest of each data split it reads (those of ``stages``, default
+    :func:`run_stages`), so runs on different files never share a result while the same files
+    anywhere do. Needs the data to be there."""
     plain = OmegaConf.to_container(cfg, resolve=False)
     for dotted in RESULT_CONFIG_EXCLUDE:
         *parents, leaf = dotted.split(".")
@@ -75,7 +78,7 @@ def result_config(cfg: DictConfig, *, with_data: bool = True) -> dict[str, Any]:
         node.pop(leaf, None)
     config = OmegaConf.to_container(OmegaConf.create(plain), resolve=True)
     if with_data:
-        files = check_splits(cfg.data.task, cfg.data.data_dir, run_stages(cfg))
+        files = check_splits(cfg.data.task, cfg.data.data_dir, stages or run_stages(cfg))
         config["data_content"] = content_digests(files, get_task_spec(cfg.data.task))
     return config
 
