@@ -1,0 +1,890 @@
+"""One figure per artefact, drawn from the built tables only (no measuring, no torch).
+
+Inputs are the CSVs that ``make tables`` writes: ``results/<machine>/tables/<table>.csv`` for
+the benchmarks (one series per machine; ``results/<machine>/repeat/tables`` holds a re-run of
+Table 2, drawn as its run-to-run spread) and ``results/tables/fig2*.csv`` for the training
+results. Every panel has labelled axes with units and a legend; confidence intervals are drawn
+where a table has them (``ci_low``/``ci_high`` columns, or cells written ``"1.26 [1.22,
+1.33]"``); the papers' values come from the tables' ``paper`` rows and columns, which the table
+builders fill from the experiment modules' constants (``PAPER_PER_LAYER`` of
+:mod:`adapterdrop.bench.experiments.table2` and the like; ``tests/test_notebooks.py`` checks
+they agree), and for Fig. 2 from :data:`PAPER_FIG2_RELATIVE` (``papers.md``).
+
+The notebooks in ``notebooks/`` call these functions and :func:`save_figure`; each function
+returns a :class:`matplotlib.figure.Figure` (no pyplot state, nothing shown).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+MAIN = "main"
+#: Folders of ``results/`` that are not machines.
+NOT_MACHINES = frozenset({"raw", "tables", "figures", "comparison", "variants"})
+FORMATS = ("png", "pdf")
+PAPER_COLOR = "black"
+PAPER_MARKER = "*"
+IDEAL_COLOR = "0.45"
+BASELINE_COLOR = "0.55"
+MACHINE_MARKERS = ("o", "s", "^", "D", "v", "P")
+MACHINE_LINESTYLES = ("-", "--", "-.", ":")
+#: AdapterDrop paper, Fig. 2 (``papers.md``): with 5 of roberta-base's 12 layers dropped, the
+#: average GLUE dev score as a share of the standard adapter's with none dropped.
+PAPER_FIG2_RELATIVE = {"specialized": {5: 0.971}, "robust": {5: 0.954}}
+PAPER_FIG2_LAYERS = 12
+FIG2_VARIANTS = {"standard": ":", "robust": "-", "specialized": "--"}
+METRIC_LABELS = {
+    "accuracy": "accuracy (fraction correct)",
+    "f1": "F1 of the positive class (0-1)",
+    "f1a": "F1 over answer options (0-1)",
+    "macro_f1": "macro F1 (0-1)",
+    "matthews_corr": "Matthews correlation (-1 to 1)",
+    "pearson": "Pearson r (-1 to 1)",
+    "spearman": "Spearman rho (-1 to 1)",
+    "em": "exact match (fraction of questions)",
+}
+
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_WITH_CI = re.compile(rf"^\s*({_NUM})\s*\[\s*({_NUM})\s*,\s*({_NUM})\s*\]\s*$")
+_RANGE = re.compile(rf"^\s*({_NUM})\s*[-\u2013]\s*({_NUM})\s*$")
+_UP_TO = re.compile(rf"^\s*up to\s+({_NUM})\s*x?\s*$", re.IGNORECASE)
+_PLAIN = re.compile(rf"^\s*({_NUM})\s*$")
+NAN = float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading tables
+# --------------------------------------------------------------------------------------------
+
+
+def machine_folders(root: Path | str, collection: str = MAIN) -> dict[str, Path]:
+    """``{machine tag: tables folder}`` for every machine under ``root`` with built tables;
+    ``collection`` ``"repeat"`` gives the folders of the machines' re-runs."""
+    root = Path(root)
+    found: dict[str, Path] = {}
+    if not root.is_dir():
+        return found
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or folder.name in NOT_MACHINES or folder.name.startswith("."):
+            continue
+        tables = folder / "tables" if collection == MAIN else folder / collection / "tables"
+        if tables.is_dir() and any(tables.glob("*.csv")):
+            found[folder.name] = tables
+    return found
+
+
+def read_machine_tables(
+    root: Path | str, name: str, *, collection: str = MAIN, required: bool = True
+) -> pd.DataFrame:
+    """Table ``name`` of every machine under ``root``, stacked, with a ``machine`` column.
+
+    Missing everywhere: :class:`FileNotFoundError` naming where it was looked for, or an empty
+    frame when not ``required``.
+    """
+    frames = [
+        pd.read_csv(folder / f"{name}.csv").assign(machine=machine)
+        for machine, folder in machine_folders(root, collection).items()
+        if (folder / f"{name}.csv").is_file()
+    ]
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    if required:
+        where = "<machine>/tables" if collection == MAIN else f"<machine>/{collection}/tables"
+        raise FileNotFoundError(
+            f"no {name}.csv in {Path(root)}/{where}/: run the benchmark, or `make tables`"
+        )
+    return pd.DataFrame()
+
+
+def read_table(tables_dir: Path | str, name: str) -> pd.DataFrame:
+    """``<tables_dir>/<name>.csv`` (training tables: ``results/tables``)."""
+    path = Path(tables_dir) / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: build it with `make tables`")
+    return pd.read_csv(path)
+
+
+def parse_estimate(value: object) -> tuple[float, float, float]:
+    """``(value, low, high)`` of one table cell; NaN where the cell does not give it.
+
+    ``1.26`` -> (1.26, nan, nan); ``"1.261 [1.221, 1.334]"`` (estimate and confidence
+    interval) -> (1.261, 1.221, 1.334); a paper's range ``"0.94-0.96"`` -> (nan, 0.94, 0.96);
+    ``"up to 1.6"`` -> (nan, nan, 1.6); blank -> all NaN.
+    """
+    if value is None:
+        return NAN, NAN, NAN
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        return float(value), NAN, NAN
+    text = str(value)
+    if not text.strip() or text.strip().lower() == "nan":
+        return NAN, NAN, NAN
+    if found := _WITH_CI.match(text):
+        return tuple(float(g) for g in found.groups())  # type: ignore[return-value]
+    if found := _PLAIN.match(text):
+        return float(found.group(1)), NAN, NAN
+    if found := _RANGE.match(text):
+        return NAN, float(found.group(1)), float(found.group(2))
+    if found := _UP_TO.match(text):
+        return NAN, NAN, float(found.group(1))
+    raise ValueError(f"not an estimate: {value!r}")
+
+
+def estimates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``value``, ``low`` and ``high`` columns parsed from ``frame[column]``, same index."""
+    parsed = [parse_estimate(v) for v in frame[column]]
+    return pd.DataFrame(parsed, index=frame.index, columns=["value", "low", "high"], dtype=float)
+
+
+# --------------------------------------------------------------------------------------------
+# Drawing helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _styles(machines: Iterable[str]) -> dict[str, dict[str, str]]:
+    """A marker and a line style per machine, stable in sorted order."""
+    return {
+        machine: {
+            "marker": MACHINE_MARKERS[i % len(MACHINE_MARKERS)],
+            "linestyle": MACHINE_LINESTYLES[i % len(MACHINE_LINESTYLES)],
+        }
+        for i, machine in enumerate(sorted(set(machines)))
+    }
+
+
+def _errorbar(ax: Axes, x, y, low=None, high=None, **kwargs) -> None:
+    """Points (or a line) with confidence intervals where ``low``/``high`` are finite."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if low is None or high is None:
+        ax.plot(x, y, **kwargs)
+        return
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    below = np.where(np.isfinite(low), y - low, 0.0)
+    above = np.where(np.isfinite(high), high - y, 0.0)
+    ax.errorbar(x, y, yerr=np.clip([below, above], 0, None), capsize=3, **kwargs)
+
+
+def _paper_level(ax: Axes, low: float, high: float, label: str, value: float = NAN) -> bool:
+    """The paper's value as a horizontal line, or its range as a band; False if none."""
+    if math.isfinite(low) and math.isfinite(high):
+        ax.axhspan(low, high, color=PAPER_COLOR, alpha=0.12, label=f"{label}: {low:g}-{high:g}")
+        return True
+    level = value if math.isfinite(value) else high
+    if math.isfinite(level):
+        prefix = "up to " if not math.isfinite(value) else ""
+        ax.axhline(
+            level, color=PAPER_COLOR, linestyle="--", lw=1.2, label=f"{label}: {prefix}{level:g}"
+        )
+        return True
+    return False
+
+
+def _note(ax: Axes, text: str) -> None:
+    """A legend entry holding text only (no value to draw)."""
+    ax.plot([], [], " ", label=text)
+
+
+def _parity(ax: Axes, label: str) -> None:
+    ax.axhline(1.0, color="0.7", lw=0.8, zorder=0, label=label)
+
+
+def _legend(ax: Axes, **kwargs) -> None:
+    ax.legend(fontsize="x-small", **kwargs)
+
+
+def _legend_below(ax: Axes, ncol: int = 2) -> None:
+    """The legend under the panel, for panels whose series would cover the data."""
+    ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol)
+
+
+def _shared_legend(fig: Figure, axes: Sequence[Axes], ncol: int = 4) -> None:
+    """One legend below the figure for ``axes``, which draw the same series."""
+    seen: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    fig.legend(
+        list(seen.values()), list(seen), loc="outside lower center", ncol=ncol, fontsize="small"
+    )
+
+
+def short_names(machines: Iterable[str]) -> dict[str, str]:
+    """Machine tags without the words all of them start with (``avx2-2t`` for
+    ``cpu-amd-epyc-avx2-2t`` beside ``cpu-amd-epyc-avx512bf16-2t``); a lone tag is kept."""
+    tags = sorted(set(machines))
+    if len(tags) < 2:
+        return {tag: tag for tag in tags}
+    words = [tag.split("-") for tag in tags]
+    common = 0
+    while all(len(w) > common + 1 for w in words) and len({w[common] for w in words}) == 1:
+        common += 1
+    return {tag: "-".join(w[common:]) for tag, w in zip(tags, words, strict=True)}
+
+
+def _spread(offset: int, count: int, step: float = 0.05) -> float:
+    """A factor that moves series ``offset`` of ``count`` sideways on a log axis, so their
+    error bars do not hide each other."""
+    return 2 ** ((offset - (count - 1) / 2) * step)
+
+
+CI_NOTE = "error bars: 95 % bootstrap confidence intervals"
+
+
+def _new_figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def save_figure(fig: Figure, out_dir: Path | str, name: str, dpi: int = 150) -> list[Path]:
+    """Write ``<out_dir>/<name>.png`` and ``.pdf``; return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in FORMATS:
+        path = out_dir / f"{name}.{fmt}"
+        fig.savefig(path, dpi=dpi, metadata={"Date": None} if fmt == "pdf" else None)
+        paths.append(path)
+    return paths
+
+
+def _log2_tasks(ax: Axes, values: Sequence[int]) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(values), [str(v) for v in values])
+    ax.minorticks_off()
+
+
+# --------------------------------------------------------------------------------------------
+# Table 1: adapter vs full fine-tuning speed
+# --------------------------------------------------------------------------------------------
+
+
+def table1_paper(summary: pd.DataFrame | None) -> dict[str, tuple[float, float]]:
+    """``{phase: (low, high)}`` of the paper's relative speed, from ``table1_summary``."""
+    if summary is None or summary.empty or "paper_speed_max" not in summary:
+        return {}
+    first = summary.groupby("phase")[["paper_speed_min", "paper_speed_max"]].first()
+    return {phase: (float(row.iloc[0]), float(row.iloc[1])) for phase, row in first.iterrows()}
+
+
+def table1_figure(table: pd.DataFrame, summary: pd.DataFrame | None = None) -> Figure:
+    """Relative speed adapter / full fine-tuning per (sequence length, batch) cell, one panel
+    per phase; a series per (machine, implementation, method), with its confidence interval."""
+    paper = table1_paper(summary)
+    phases = [p for p in ("training", "inference") if p in set(table["phase"])]
+    styles = _styles(table["machine"])
+    cells = sorted(
+        {(int(s), int(b)) for s, b in zip(table["seq_len"], table["batch_size"], strict=True)}
+    )
+    series = sorted({tuple(k) for k in table[["machine", "implementation", "method"]].values})
+    colors = {key: f"C{i}" for i, key in enumerate(sorted({(i, m) for _, i, m in series}))}
+    fig, axes = _new_figure(1, len(phases), 5.4, 3.8)
+    width = 0.8 / max(len(series), 1)
+    for ax, phase in zip(axes[0], phases, strict=True):
+        rows = table[table["phase"] == phase]
+        for k, (machine, impl, method) in enumerate(series):
+            part = rows[
+                (rows["machine"] == machine)
+                & (rows["implementation"] == impl)
+                & (rows["method"] == method)
+            ]
+            if part.empty:
+                continue
+            x = [
+                cells.index((int(s), int(b)))
+                for s, b in zip(part["seq_len"], part["batch_size"], strict=True)
+            ]
+            offset = (k - (len(series) - 1) / 2) * width
+            label = f"{impl} {method}" + (f" @ {machine}" if len(styles) > 1 else "")
+            _errorbar(
+                ax,
+                np.add(x, offset),
+                part["relative_speed"],
+                part.get("ci_low"),
+                part.get("ci_high"),
+                color=colors[(impl, method)],
+                marker=styles[machine]["marker"],
+                linestyle="none",
+                label=label,
+            )
+        low, high = paper.get(phase, (NAN, NAN))
+        _paper_level(ax, low, high, "paper (GPU)")
+        _parity(ax, "parity with full FT")
+        ax.set_xticks(range(len(cells)), [f"len {s}\nbatch {b}" for s, b in cells])
+        ax.set(
+            title=f"Table 1, {phase}" + (f" ({next(iter(styles))})" if len(styles) == 1 else ""),
+            xlabel="input (sequence length in tokens, batch size)",
+            ylabel="speed, adapter / full fine-tuning (x)",
+        )
+        _legend(ax)
+    fig.suptitle(f"Table 1: adapter vs full fine-tuning speed ({CI_NOTE})", fontsize="medium")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Table 2: speed-up per shared layer vs number of tasks
+# --------------------------------------------------------------------------------------------
+
+
+def ideal_speedup(dropped: np.ndarray | Sequence[int], tasks: int, layers: int) -> np.ndarray:
+    """Ideal cost model (``papers.md``): time ~ n + (L - n) T, so t(0)/t(n) = LT/(n+(L-n)T)."""
+    n = np.asarray(dropped, dtype=float)
+    return layers * tasks / (n + (layers - n) * tasks)
+
+
+def table2_figure(
+    summary: pd.DataFrame,
+    curve: pd.DataFrame,
+    repeat: pd.DataFrame | None = None,
+    repeat_curve: pd.DataFrame | None = None,
+) -> Figure:
+    """Left: % speed-up per shared layer vs the number of tasks T, ours and AdapterHub's per
+    machine, the paper's and the ideal cost model's; a machine's re-run (``repeat``) as open
+    markers joined to the first run (the run-to-run spread). Right, one panel per machine:
+    the measured speed-up t(0)/t(n) of our Parallel inference against dropped layers n, one
+    line per T (a re-run's, ``repeat_curve``, thin and faded), with the ideal and the paper's
+    headline (1 + 5 x per-layer, "8 tasks 39 % faster") at n = 5. Table 2 has no confidence
+    intervals: the re-runs are its spread."""
+    machines = sorted(set(summary["machine"]))
+    styles = _styles(machines)
+    fig, axes = _new_figure(1, 1 + len(machines), 4.6, 3.9)
+    ax = axes[0, 0]
+    tasks = sorted(int(t) for t in set(summary["num_tasks"]))
+    impl_colors = {"ours": "C0", "adapterhub": "C1"}
+    for machine in machines:
+        rows = summary[summary["machine"] == machine].sort_values("num_tasks")
+        again = (
+            repeat[repeat["machine"] == machine].sort_values("num_tasks")
+            if repeat is not None and not repeat.empty
+            else pd.DataFrame()
+        )
+        for impl, color in impl_colors.items():
+            column = f"{impl}_per_layer_%"
+            if column not in rows:
+                continue
+            ax.plot(
+                rows["num_tasks"],
+                rows[column],
+                color=color,
+                marker=styles[machine]["marker"],
+                linestyle=styles[machine]["linestyle"],
+                label=f"{impl} @ {machine}",
+            )
+            if column in again:
+                merged = rows.merge(again, on="num_tasks", suffixes=("", "_rep"))
+                ax.vlines(merged["num_tasks"], merged[column], merged[f"{column}_rep"], color=color)
+                ax.plot(
+                    merged["num_tasks"],
+                    merged[f"{column}_rep"],
+                    color=color,
+                    marker=styles[machine]["marker"],
+                    markerfacecolor="none",
+                    linestyle="none",
+                    label=f"{impl} @ {machine}, re-run",
+                )
+    first = summary.drop_duplicates("num_tasks").sort_values("num_tasks")
+    if "ideal_per_layer_%" in first:
+        ax.plot(
+            first["num_tasks"],
+            first["ideal_per_layer_%"],
+            ":",
+            color=IDEAL_COLOR,
+            label="ideal cost model",
+        )
+    if "paper_per_layer_%" in first:
+        ax.plot(
+            first["num_tasks"],
+            first["paper_per_layer_%"],
+            linestyle="none",
+            marker=PAPER_MARKER,
+            markersize=11,
+            color=PAPER_COLOR,
+            label="paper (GPU)",
+        )
+    _log2_tasks(ax, tasks)
+    ax.set(
+        title="Table 2: speed-up per shared layer",
+        xlabel="number of tasks T (log scale)",
+        ylabel="speed-up per dropped adapter layer (%)",
+    )
+    _legend_below(ax)
+
+    layers = int(curve["dropped_layers"].max()) + 1
+    paper = first.set_index("num_tasks").get("paper_per_layer_%")
+    for ax, machine in zip(axes[0, 1:], machines, strict=True):
+        rows = curve[curve["machine"] == machine]
+        again = pd.DataFrame()
+        if repeat_curve is not None and not repeat_curve.empty:
+            again = repeat_curve[repeat_curve["machine"] == machine]
+        for k, (t, group) in enumerate(rows.groupby("num_tasks")):
+            color = f"C{k}"
+            if not _speedup_line(ax, group, color=color, marker=".", label=f"T={t}"):
+                continue
+            if not again.empty:
+                _speedup_line(ax, again[again["num_tasks"] == t], color=color, lw=0.8, alpha=0.5)
+            n = np.arange(layers)
+            ax.plot(n, ideal_speedup(n, int(t), layers), ":", color=color, lw=1)
+            if paper is not None and t in paper.index and pd.notna(paper[t]):
+                ax.plot(
+                    5,
+                    1 + 5 * paper[t] / 100,
+                    PAPER_MARKER,
+                    color=color,
+                    markersize=11,
+                    markeredgecolor=PAPER_COLOR,
+                )
+        ax.plot([], [], ":", color=IDEAL_COLOR, label="ideal cost model")
+        if not again.empty:
+            ax.plot([], [], color=IDEAL_COLOR, lw=0.8, alpha=0.5, label="re-run")
+        if paper is not None:
+            ax.plot(
+                [],
+                [],
+                PAPER_MARKER,
+                color="white",
+                markeredgecolor=PAPER_COLOR,
+                markersize=11,
+                label="paper (GPU): 1 + 5 x per-layer at n=5",
+            )
+        ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.set(
+            title=f"Parallel inference, ours\n@ {machine}",
+            xlabel=f"dropped layers n (of {layers})",
+            ylabel="speed-up t(0)/t(n) (x, log scale)",
+        )
+        _legend(ax)
+    return fig
+
+
+def _speedup_line(ax: Axes, group: pd.DataFrame, **kwargs) -> bool:
+    """t(0)/t(n) of one T's curve; False when it has no n = 0 point."""
+    group = group.sort_values("dropped_layers")
+    base = group.loc[group["dropped_layers"] == 0, "ours_s"]
+    if base.empty:
+        return False
+    ax.plot(group["dropped_layers"], base.iloc[0] / group["ours_s"], **kwargs)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Table 3: AdapterFusion cost, and pruning
+# --------------------------------------------------------------------------------------------
+
+TABLE3_PANELS = {
+    ("training", "full"): "training_vs_full",
+    ("inference", "full"): "inference_vs_full",
+    ("training", "adapter"): "training_vs_adapter",
+    ("inference", "adapter"): "inference_vs_adapter",
+}
+
+
+def table3_figure(
+    table: pd.DataFrame, detail: pd.DataFrame | None = None, pruning: pd.DataFrame | None = None
+) -> Figure:
+    """Four panels (training / inference, against full fine-tuning / one adapter): the speed of
+    AdapterFusion over K adapters relative to the baseline, ours and AdapterHub's per machine
+    with confidence intervals (from ``table3_detail``), and the paper's; a fifth: the speed-up
+    of pruning the fusion (from ``table3_pruning``)."""
+    machines = sorted(set(table["machine"]))
+    styles = _styles(machines)
+    impl_colors = {"ours": "C0", "adapterhub": "C1"}
+    fig = Figure(figsize=(15, 7.4), layout="constrained")
+    grid = fig.add_gridspec(2, 3)
+    adapters = sorted(int(k) for k in set(table["num_adapters"]))
+    series = [(m, i) for m in machines for i in impl_colors]
+    panels = []
+    for (row, col), ((phase, against), column) in zip(
+        [(0, 0), (1, 0), (0, 1), (1, 1)], TABLE3_PANELS.items(), strict=True
+    ):
+        ax = fig.add_subplot(grid[row, col])
+        panels.append(ax)
+        for machine in machines:
+            for impl, color in impl_colors.items():
+                if detail is not None and not detail.empty:
+                    part = detail[
+                        (detail["machine"] == machine)
+                        & (detail["implementation"] == impl)
+                        & (detail["phase"] == phase)
+                    ].sort_values("num_adapters")
+                    y, low, high = (part[f"vs_{against}{s}"] for s in ("", "_low", "_high"))
+                else:
+                    part = table[(table["machine"] == machine) & (table["source"] == impl)]
+                    part = part.sort_values("num_adapters")
+                    y, low, high = part[column], None, None
+                if part.empty:
+                    continue
+                shift = _spread(series.index((machine, impl)), len(series))
+                _errorbar(
+                    ax,
+                    part["num_adapters"] * shift,
+                    y,
+                    low,
+                    high,
+                    color=color,
+                    marker=styles[machine]["marker"],
+                    linestyle=styles[machine]["linestyle"],
+                    label=f"{impl} @ {machine}",
+                )
+        paper = table[table["source"] == "paper"].drop_duplicates("num_adapters")
+        paper = paper.sort_values("num_adapters")
+        if not paper.empty:
+            ax.plot(
+                paper["num_adapters"],
+                paper[column],
+                color=PAPER_COLOR,
+                marker=PAPER_MARKER,
+                markersize=11,
+                linestyle="--",
+                lw=1,
+                label="paper (GPU)",
+            )
+        _parity(ax, "parity (1x)")
+        _log2_tasks(ax, adapters)
+        ax.set(
+            title=f"Table 3: fusion vs {'full fine-tuning' if against == 'full' else 'one adapter'}"
+            f", {phase}",
+            xlabel="adapters fused K (log scale)",
+            ylabel=f"speed, fusion / {'full FT' if against == 'full' else 'adapter'} (x)",
+        )
+    _shared_legend(fig, panels, ncol=len(series) + 2)
+    ax = fig.add_subplot(grid[:, 2])
+    _pruning_panel(ax, pruning, styles)
+    fig.suptitle(f"Table 3: AdapterFusion cost ({CI_NOTE})", fontsize="medium")
+    return fig
+
+
+def _pruning_panel(ax: Axes, pruning: pd.DataFrame | None, styles) -> None:
+    if pruning is None or pruning.empty:
+        _note(ax, "no table3_pruning.csv")
+        _legend(ax)
+        ax.set(title="Fusion pruning", ylabel="inference speed-up, pruned / full fusion (x)")
+        return
+    ours = pruning[pruning["source"] != "paper"]
+    bars = sorted({(m, s) for m, s in zip(ours["machine"], ours["source"], strict=True)})
+    colors = {"ours": "C0", "adapterhub": "C1"}
+    for i, (machine, source) in enumerate(bars):
+        row = ours[(ours["machine"] == machine) & (ours["source"] == source)].iloc[0]
+        low, high = row.get("ci_low", NAN), row.get("ci_high", NAN)
+        err = None
+        if pd.notna(low) and pd.notna(high):
+            err = [[row["speedup"] - low], [high - row["speedup"]]]
+        ax.bar(
+            i,
+            row["speedup"],
+            yerr=err,
+            capsize=4,
+            color=colors.get(source, "C2"),
+            hatch=None if styles[machine]["marker"] == MACHINE_MARKERS[0] else "//",
+            label=f"{source} @ {machine}",
+        )
+    paper = pruning[pruning["source"] == "paper"]
+    if not paper.empty:
+        _paper_level(ax, NAN, NAN, "paper (GPU)", value=float(paper["speedup"].iloc[0]))
+    _parity(ax, "no speed-up")
+    keep = pruning.iloc[0]
+    short = short_names(m for m, _ in bars)
+    ax.set_xticks(range(len(bars)), [f"{s}\n{short[m]}" for m, s in bars], fontsize="small")
+    ax.set(
+        title=f"Fusion pruned from {int(keep['adapters'])} to {int(keep['keep'])} adapters",
+        xlabel="implementation @ machine",
+        ylabel="inference speed-up, pruned / full fusion (x)",
+    )
+    _legend(ax, loc="lower right")
+
+
+# --------------------------------------------------------------------------------------------
+# Efficiency studies
+# --------------------------------------------------------------------------------------------
+
+EFFICIENCY_TABLES = (
+    "efficiency_robust",
+    "efficiency_robust_curve",
+    "efficiency_specialized",
+    "efficiency_coda",
+    "efficiency_overheads",
+    "efficiency_multitask_inference",
+    "efficiency_multitask_training",
+)
+
+
+def _paper_row(frame: pd.DataFrame, column: str) -> tuple[float, float, float]:
+    if frame is None or frame.empty or "source" not in frame:
+        return NAN, NAN, NAN
+    paper = frame[frame["source"] == "paper"]
+    return parse_estimate(paper[column].iloc[0]) if not paper.empty else (NAN, NAN, NAN)
+
+
+def _ours(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["source"] != "paper"] if "source" in frame else frame
+
+
+def efficiency_figure(tables: Mapping[str, pd.DataFrame]) -> Figure:
+    """Six panels, one per study: training-step speed-up of robust and specialized
+    AdapterDrop against dropped layers; CoDA against a Pfeiffer adapter per routing ratio;
+    training and inference overheads of each method; multi-task serving and training against
+    K full models. A series per machine, confidence intervals from the tables' cells, the
+    papers' values where they give one."""
+    get = {name: tables.get(name, pd.DataFrame()) for name in EFFICIENCY_TABLES}
+    machines = sorted({m for f in get.values() if "machine" in f for m in f["machine"]})
+    styles = _styles(machines)
+    fig, axes = _new_figure(2, 3, 5.0, 3.9)
+    _drop_panel(axes[0, 0], get, styles)
+    _coda_panel(axes[0, 1], get["efficiency_coda"], styles)
+    _overheads_panel(axes[0, 2], get["efficiency_overheads"], styles)
+    _multitask_panel(axes[1, 0], get["efficiency_multitask_inference"], styles, "inference")
+    _multitask_panel(axes[1, 1], get["efficiency_multitask_training"], styles, "training")
+    _overheads_panel(axes[1, 2], get["efficiency_overheads"], styles, phase="inference")
+    fig.suptitle(f"Efficiency studies ({CI_NOTE})", fontsize="medium")
+    return fig
+
+
+def _drop_panel(ax: Axes, get: Mapping[str, pd.DataFrame], styles) -> None:
+    for name, color, what in (
+        ("efficiency_robust_curve", "C0", "step with n dropped"),
+        ("efficiency_specialized", "C2", "specialized adapter for n"),
+    ):
+        frame = get[name]
+        for machine, part in frame.groupby("machine") if not frame.empty else []:
+            part = part.sort_values("dropped_layers")
+            est = estimates(part, "speed_vs_n0")
+            _errorbar(
+                ax,
+                part["dropped_layers"],
+                est["value"],
+                est["low"],
+                est["high"],
+                color=color,
+                marker=styles[machine]["marker"],
+                linestyle=styles[machine]["linestyle"],
+                label=f"{what} @ {machine}",
+            )
+    robust = get["efficiency_robust"]
+    for machine, part in _ours(robust).groupby("machine") if not robust.empty else []:
+        value, low, high = parse_estimate(part["robust_speedup"].iloc[0])
+        ax.axhline(
+            value,
+            color="C3",
+            linestyle=styles[machine]["linestyle"],
+            label=f"robust, n ~ U{{0..L-1}}: {value:.2f} @ {machine}",
+        )
+        if math.isfinite(low) and math.isfinite(high):
+            ax.axhspan(low, high, color="C3", alpha=0.12)
+    value, _, _ = _paper_row(robust, "robust_speedup")
+    if math.isfinite(value):
+        ax.axhline(
+            value,
+            color=PAPER_COLOR,
+            linestyle="--",
+            lw=1.2,
+            label=f"paper, robust (GPU): {value:g}",
+        )
+    ax.set(
+        title="Robust / specialized AdapterDrop, training",
+        xlabel="dropped layers n (count)",
+        ylabel="training-step speed-up vs n = 0 (x)",
+    )
+    _legend(ax)
+
+
+def _coda_panel(ax: Axes, frame: pd.DataFrame, styles) -> None:
+    ours = _ours(frame)
+    if not ours.empty:
+        for k, ((machine, seq_len), part) in enumerate(ours.groupby(["machine", "seq_len"])):
+            part = part.sort_values("token_ratio")
+            est = estimates(part, "speed_vs_pfeiffer")
+            _errorbar(
+                ax,
+                part["token_ratio"],
+                est["value"],
+                est["low"],
+                est["high"],
+                color=f"C{k}",
+                marker=styles[machine]["marker"],
+                linestyle=styles[machine]["linestyle"],
+                label=f"{int(seq_len)} tokens @ {machine}",
+            )
+    _, low, high = _paper_row(frame, "speed_vs_pfeiffer")
+    _paper_level(ax, low, high, "paper (CoDA, TPU)")
+    _parity(ax, "as fast as Pfeiffer")
+    ax.set(
+        title="CoDA inference vs a Pfeiffer adapter",
+        xlabel="token reduction ratio r (1 = every token routed)",
+        ylabel="speed, CoDA / Pfeiffer adapter (x)",
+    )
+    _legend(ax)
+
+
+def _overheads_panel(ax: Axes, frame: pd.DataFrame, styles, phase: str = "training") -> None:
+    column = "training_speed_vs_full" if phase == "training" else "inference_speed_vs_plain"
+    ours = _ours(frame)
+    methods = sorted({m for m in ours.get("method", [])}, key=lambda m: (m.startswith("full"), m))
+    machines = sorted(set(ours.get("machine", [])))
+    width = 0.8 / max(len(machines), 1)
+    for j, machine in enumerate(machines):
+        part = ours[ours["machine"] == machine].set_index("method").reindex(methods)
+        est = estimates(part.reset_index(), column)
+        x = np.arange(len(methods)) + (j - (len(machines) - 1) / 2) * width
+        err = np.clip([est["value"] - est["low"], est["high"] - est["value"]], 0, None)
+        ax.bar(
+            x,
+            est["value"],
+            width,
+            yerr=np.nan_to_num(err),
+            capsize=3,
+            color=[f"C{i}" for i in range(len(methods))],
+            hatch=None if j == 0 else "//",
+            label=f"ours @ {machine}",
+        )
+    value, low, high = _paper_row(frame, column)
+    _paper_level(ax, low, high, "paper, Pfeiffer (GPU)", value=value)
+    _parity(ax, "full FT" if phase == "training" else "plain model")
+    short = [m.split(" (")[0].replace("full fine-tuning", "full FT") for m in methods]
+    ax.set_xticks(range(len(methods)), short, rotation=20, fontsize="small")
+    against = "full fine-tuning" if phase == "training" else "the plain model"
+    ax.set(
+        title=f"Method overheads, {phase}",
+        xlabel="method",
+        ylabel=f"{phase} speed vs {against} (x)",
+    )
+    _legend(ax, loc="lower right")
+
+
+def _multitask_panel(ax: Axes, frame: pd.DataFrame, styles, phase: str) -> None:
+    if not frame.empty:
+        strategies = sorted(set(frame["strategy"]))
+        for (machine, strategy), part in frame.groupby(["machine", "strategy"]):
+            part = part.sort_values("num_tasks")
+            est = estimates(part, "speed_vs_k_full")
+            _errorbar(
+                ax,
+                part["num_tasks"],
+                est["value"],
+                est["low"],
+                est["high"],
+                color=f"C{strategies.index(strategy)}",
+                marker=styles[machine]["marker"],
+                linestyle=styles[machine]["linestyle"],
+                label=strategy + (f" @ {machine}" if len(styles) > 1 else ""),
+            )
+        _log2_tasks(ax, sorted(int(t) for t in set(frame["num_tasks"])))
+    _note(ax, "paper (Mundra et al.): no per-step values")
+    per = "request" if phase == "inference" else "round (a step per task)"
+    ax.set(
+        title=f"Multi-task {phase}" + (f" ({next(iter(styles))})" if len(styles) == 1 else ""),
+        xlabel="number of tasks K (log scale)",
+        ylabel=f"speed per {per} vs K full models (x)",
+    )
+    _legend(ax)
+
+
+# --------------------------------------------------------------------------------------------
+# Fig. 2: score vs dropped layers
+# --------------------------------------------------------------------------------------------
+
+
+def fig2_figure(
+    table: pd.DataFrame,
+    relative: pd.DataFrame | None = None,
+    baselines: pd.DataFrame | None = None,
+    paper: Mapping[str, Mapping[int, float]] = PAPER_FIG2_RELATIVE,
+) -> Figure:
+    """One panel per (model, task, metric): the dev score of the standard, robust and
+    specialized adapters against the number n of dropped lower layers, with the majority-class
+    baseline (``baselines``: task, metric, score, note; see
+    :mod:`adapterdrop.reporting.baselines`); a last panel: the mean over tasks of
+    each curve relative to the standard adapter at n = 0 (``fig2_relative``), with the paper's
+    values, drawn at the same share of the depth (5 of 12 layers is n = 2.5 of 6). The tables
+    hold means over runs; their run count is given in each panel's legend."""
+    groups = list(table.groupby(["model", "task", "metric"], sort=True))
+    panels = len(groups) + (relative is not None)
+    ncols = min(3, panels)
+    nrows = math.ceil(panels / ncols)
+    fig, axes = _new_figure(nrows, ncols, 4.6, 3.6)
+    flat = list(axes.flat)
+    for ax, ((model, task, metric), group) in zip(flat, groups, strict=False):
+        group = group.sort_values("dropped_layers")
+        runs = set()
+        for variant, style in FIG2_VARIANTS.items():
+            if variant in group and group[variant].notna().any():
+                ax.plot(group["dropped_layers"], group[variant], style, marker="o", label=variant)
+                if f"{variant}_runs" in group:
+                    runs |= set(group[f"{variant}_runs"].dropna().astype(int))
+        _baseline(ax, baselines, task, metric)
+        if runs:
+            spread = "no seed spread" if runs == {1} else "means"
+            _note(ax, f"{'/'.join(map(str, sorted(runs)))} run(s) per point ({spread})")
+        _note(ax, "paper: no per-task values for this model")
+        layers = int(group["dropped_layers"].max()) + 1
+        ax.set(
+            title=f"{task} ({model}, {layers} layers)",
+            xlabel="dropped lower layers n (count)",
+            ylabel=METRIC_LABELS.get(metric, metric),
+        )
+        _legend(ax)
+    if relative is not None:
+        ax = flat[len(groups)]
+        mean = relative[relative["task"] == "mean"].sort_values("dropped_layers")
+        layers = int(mean["dropped_layers"].max()) + 1 if not mean.empty else PAPER_FIG2_LAYERS
+        for k, (variant, style) in enumerate(FIG2_VARIANTS.items()):
+            if variant in mean:
+                ax.plot(
+                    mean["dropped_layers"],
+                    100 * mean[variant],
+                    style,
+                    marker="o",
+                    color=f"C{k}",
+                    label=variant,
+                )
+            for n, share in paper.get(variant, {}).items():
+                ax.plot(
+                    n * layers / PAPER_FIG2_LAYERS,
+                    100 * share,
+                    PAPER_MARKER,
+                    color=f"C{k}",
+                    markersize=13,
+                    markeredgecolor=PAPER_COLOR,
+                    label=f"paper, {variant}: {100 * share:.1f} % at n={n} of "
+                    f"{PAPER_FIG2_LAYERS} (roberta-base)",
+                )
+        _note(ax, f"paper drawn at the same share of depth (x {layers}/{PAPER_FIG2_LAYERS})")
+        models = ", ".join(sorted(set(mean["model"])))
+        ax.set(
+            title=f"Mean over tasks ({models})",
+            xlabel=f"dropped lower layers n (count, of {layers})",
+            ylabel="score, % of the standard adapter at n = 0",
+        )
+        _legend(ax)
+    for ax in flat[panels:]:
+        ax.set_axis_off()
+    return fig
+
+
+def _baseline(ax: Axes, baselines: pd.DataFrame | None, task: str, metric: str) -> None:
+    if baselines is None or baselines.empty:
+        _note(ax, "majority class: no dev labels found")
+        return
+    rows = baselines[baselines["task"] == task]
+    rows = rows[(rows["metric"] == metric) | rows["metric"].isna()]
+    if rows.empty:
+        _note(ax, "majority class: no dev labels found")
+        return
+    score = rows["score"].iloc[0]
+    if pd.notna(score):
+        ax.axhline(
+            score,
+            color=BASELINE_COLOR,
+            linestyle="-.",
+            lw=1.2,
+            label=f"majority class (dev): {score:.3g}",
+        )
+    else:
+        _note(ax, f"majority class: {rows['note'].iloc[0]}")
