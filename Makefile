@@ -35,7 +35,7 @@ FIG2_TASKS ?= glue/stsb
 FIG2_ARGS ?=
 
 .PHONY: help install test test-all lint format clean reproduce-table1 reproduce-table2 \
-	reproduce-table3 reproduce-efficiency reproduce-fig2 tables check-data gpu-bundle smoke-gpu
+	reproduce-table3 reproduce-efficiency reproduce-fig2 tables figures check-data gpu-bundle smoke-gpu
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -97,6 +97,10 @@ check-data: install ## Parse every task in ADAPTERDROP_DATA_DIR (default ../shar
 tables: install ## Rebuild every machine's tables from its results, and compare machines (no measuring)
 	$(PY) -m adapterdrop.bench.report
 	@if compgen -G "results/raw/fig2_*" > /dev/null; then $(PY) -m adapterdrop.train.fig2; fi
+	$(PY) -m adapterdrop.reporting.collect
+
+figures: install ## Every artefact's figure from the built tables (notebooks/, headless) to results/figures/
+	$(PY) -m adapterdrop.reporting.notebooks
 
 gpu-bundle: install ## Wheels for an offline GPU machine (CPython 3.12) into gpu-bundle/ (max 64 MiB)
 	PY=$(PY) bash scripts/gpu_bundle.sh
