@@ -89,14 +89,13 @@ reproduce-fig2: install ## Fig. 2: score vs dropped layers, standard/robust/spec
 		$(TRAIN) -m experiment=fig2_specialized data=$$task skip_measured=true \
 			$(FIG2_ARGS) $(ARGS) || exit 1; \
 	done
-	$(PY) -m adapterdrop.train.fig2
+	$(PY) -m adapterdrop.reporting --only fig2
 
 check-data: install ## Parse every task in ADAPTERDROP_DATA_DIR (default ../shared/data), print counts
 	$(PY) scripts/check_data.py $(ADAPTERDROP_DATA_DIR)
 
-tables: install ## Rebuild every machine's tables from its results, and compare machines (no measuring)
-	$(PY) -m adapterdrop.bench.report
-	@if compgen -G "results/raw/fig2_*" > /dev/null; then $(PY) -m adapterdrop.train.fig2; fi
+tables: install ## Rebuild every table (each machine's, machines compared, Fig. 2) from results only
+	$(PY) -m adapterdrop.reporting
 	$(PY) -m adapterdrop.reporting.collect
 
 figures: install ## Every artefact's figure from the built tables (notebooks/, headless) to results/figures/

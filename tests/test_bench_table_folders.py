@@ -6,8 +6,13 @@ import json
 
 import pandas as pd
 
-from adapterdrop.bench.report import VARIANTS_DIR, changes_setting, rebuild_machine, setting_id
 from adapterdrop.bench.sweep import run_benchmark
+from adapterdrop.reporting.benchmarks import (
+    VARIANTS_DIR,
+    changes_setting,
+    rebuild_machine,
+    setting_id,
+)
 from conftest import bench_cfg
 
 GRID = ("bench.processes=1", "bench.dropped_layers=[0,3]")

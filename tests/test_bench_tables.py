@@ -7,8 +7,9 @@ import math
 import pandas as pd
 import pytest
 
+from adapterdrop.reporting.cells import format_estimate
+from adapterdrop.reporting.tables import load_ok_results, to_markdown, write_table
 from adapterdrop.results import ResultError, make_result, write_result
-from adapterdrop.tables import format_estimate, load_ok_results, to_markdown, write_table
 
 ENV = {"hostname": "test"}
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from adapterdrop.cli.train import train
+from adapterdrop.reporting.fig2 import fig2_scores, fig2_tables, load_fig2_runs, write_fig2_tables
 from adapterdrop.results import iter_result_files
-from adapterdrop.train.fig2 import fig2_scores, fig2_tables, load_fig2_runs, main
 from test_train import NEEDS_RTE, TINY_LAYERS, shrunk
 
 
@@ -30,9 +30,7 @@ def fig2_root(tmp_path_factory):
 
 @NEEDS_RTE
 def test_tables_hold_every_variant_at_every_depth(fig2_root):
-    written = main(
-        [f"--results-root={fig2_root / 'results'}", f"--tables-root={fig2_root / 'tables'}"]
-    )
+    written = write_fig2_tables(fig2_root / "results", fig2_root / "tables")
     assert set(written) == {"fig2", "fig2_relative"}
     table = pd.read_csv(fig2_root / "tables" / "fig2.csv")
     assert table["dropped_layers"].tolist() == list(range(TINY_LAYERS))

@@ -12,8 +12,8 @@ import torch
 
 from adapterdrop.bench import machine, workloads
 from adapterdrop.bench.experiments import get_experiment
-from adapterdrop.bench.report import rebuild_all
 from adapterdrop.bench.sweep import run_benchmark
+from adapterdrop.reporting.benchmarks import rebuild_all
 from conftest import bench_cfg
 
 ZEN4 = {"avx2": True, "avx512f": True, "avx512_bf16": True}

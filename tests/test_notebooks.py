@@ -21,8 +21,8 @@ def test_table2_notebook_plots_from_results_tables(tmp_path, monkeypatch):
 
 
 def test_fig2_notebook_plots_from_results_tables(tmp_path, monkeypatch):
-    from adapterdrop.tables import write_table
-    from adapterdrop.train.fig2 import fig2_tables
+    from adapterdrop.reporting.tables import write_table
+    from adapterdrop.reporting.fig2 import fig2_tables
 
     scores = pd.DataFrame(
         [

@@ -15,6 +15,7 @@ import pytest
 
 from adapterdrop import results
 from adapterdrop.bench.stats import summarize
+from adapterdrop.reporting.tables import load_ok_results
 from adapterdrop.results import (
     SCHEMA_VERSION,
     ResultError,
@@ -32,7 +33,6 @@ from adapterdrop.results import (
     validate_result,
     write_result,
 )
-from adapterdrop.tables import load_ok_results
 
 ENV = {"hostname": "test"}
 CONFIG = {"model": {"name": "bert-base", "layers": 12}, "tasks": 4, "dropped": 3}

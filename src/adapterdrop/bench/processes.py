@@ -17,7 +17,6 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from adapterdrop.bench.allocator import allocator_settings, retain_freed_memory
@@ -110,10 +109,3 @@ def process_medians(runs: list[Samples]) -> list[dict[str, float]]:
     """Each process's median time per callable, for quantities derived from several callables
     (a time over a floor) whose median over processes no plain ratio gives."""
     return [{name: float(np.median(s)) for name, s in run.items()} for run in runs]
-
-
-def processes_measured(point: pd.Series) -> int:
-    """How many fresh processes measured a flattened result (1 for results older than the
-    setting)."""
-    processes = point.get("metrics.processes")
-    return 1 if processes is None or pd.isna(processes) else int(processes)

@@ -1,4 +1,5 @@
-"""Run one benchmark grid end to end: validate, measure missing points, build its tables."""
+"""Run one benchmark grid end to end: validate, measure missing points, then have the reporting
+layer (:mod:`adapterdrop.reporting.benchmarks`) build its tables from the stored results."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from adapterdrop.bench.allocator import retain_freed_memory
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.machine import check_tag, fingerprint
 from adapterdrop.bench.machine import tag as machine_tag
-from adapterdrop.bench.report import build_tables, changes_setting, tables_folder
 from adapterdrop.bench.runner import RunSummary, run_points
 from adapterdrop.bench.validate import check_bench_keys, check_threads
 from adapterdrop.bench.workloads import resolve_device, set_tf32
 from adapterdrop.cli import conf_dir
+from adapterdrop.reporting.benchmarks import build_tables, changes_setting, tables_folder
 from adapterdrop.results import point_id
 
 log = logging.getLogger(__name__)
@@ -48,15 +49,16 @@ def run_benchmark(
     markdown.
 
     ``overrides`` (the command line's) that change what the grid measures beyond its axes send
-    the tables to a variant folder of their own (:func:`adapterdrop.bench.report.tables_folder`),
-    so an ad-hoc run never replaces the grid's tables; runs that differ only in the axes (a
-    multirun over T) share tables built from all their points.
+    the tables to a variant folder of their own
+    (:func:`adapterdrop.reporting.benchmarks.tables_folder`), so an ad-hoc run never replaces
+    the grid's tables; runs that differ only in the axes (a multirun over T) share tables built
+    from all their points.
 
     With ``measure`` false nothing is timed: the tables are rebuilt from this machine's results.
     Tables use only this grid's points (by config hash, which holds the machine's fingerprint),
     so results of other settings or machines never mix into them. The grid's resolved config and
-    point ids are written beside its tables (:mod:`adapterdrop.bench.report` rebuilds every
-    machine's tables from them).
+    point ids are written beside its tables (:mod:`adapterdrop.reporting.benchmarks` rebuilds
+    every machine's tables from them).
     """
     if cfg["on_version_change"] not in VERSION_POLICIES:
         raise ValueError(

@@ -1,5 +1,6 @@
-"""Paper artefacts as benchmark experiments: each turns a config into points, measures a point,
-and builds its tables from ``results/raw`` only (never in the same step as measuring)."""
+"""Paper artefacts as benchmark experiments: each turns a config into points and measures a
+point. Their tables are built from the stored results only, by the reporting layer
+(``adapterdrop.reporting.<grid>``), never in the same step as measuring."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ EXPERIMENTS = ("table1", "table2", "table3", "efficiency")
 
 
 def get_experiment(name: str) -> ModuleType:
-    """The module for ``name``: ``points(cfg)``, ``measure(point)``, ``tables(df, cfg)``."""
+    """The module for ``name``: ``points(cfg)`` and ``measure(point)``."""
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown benchmark {name!r}; choose one of {EXPERIMENTS}")
     return importlib.import_module(f"{__name__}.{name}")

@@ -1,5 +1,5 @@
 """Shared pieces of the efficiency studies: point fields, models, inputs, and speed ratios
-with their confidence intervals.
+with their confidence intervals (their table cells: :mod:`adapterdrop.reporting.cells`).
 
 Every study times its callables interleaved in one process (``time_phase``), so each ratio is
 paired by round. Training steps come from :mod:`adapterdrop.bench.training_step`, the same step
@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import pandas as pd
 import torch
 
 from adapterdrop.bench.stats import RatioCI, ratio_of_medians, summarize
@@ -22,7 +21,6 @@ from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
 from adapterdrop.models import load_backbone, model_config
 from adapterdrop.results import canonical_json
-from adapterdrop.tables import format_estimate
 
 #: One cache for all studies: points are ordered so that consecutive ones share their models.
 MODELS = ModelCache()
@@ -76,30 +74,3 @@ def speeds(
 ) -> dict[str, RatioCI]:
     """Speed of each name relative to ``baseline``: ``t_baseline / t_name`` (> 1 = faster)."""
     return {name: ratio_of_medians(samples[baseline], samples[name]) for name in names}
-
-
-def estimate(row: pd.Series, prefix: str) -> str:
-    """``ratio [low, high]`` from the flattened ``metrics.<prefix>.ratio/low/high`` columns."""
-    column = f"metrics.{prefix}"
-    return format_estimate(row[f"{column}.ratio"], row[f"{column}.low"], row[f"{column}.high"])
-
-
-def median(row: pd.Series, name: str) -> float:
-    return float(row[f"metrics.{name}.median"])
-
-
-def setting_columns(row: pd.Series) -> dict[str, Any]:
-    """Model, precision and threads of a point: what its numbers depend on besides the grid."""
-    return {
-        "model": row["config.model.name"],
-        "dtype": row["config.dtype"],
-        "threads": int(row["config.threads"]),
-    }
-
-
-def with_int_columns(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
-    """Counts stay integers (blank, not NaN, in paper rows) instead of turning into floats."""
-    for column in columns:
-        if column in frame:
-            frame[column] = frame[column].astype("Int64")
-    return frame

@@ -1,9 +1,9 @@
 """Glue between stored results and published tables: load what is valid, write .md and .csv.
 
-Table builders (Table 1/2/3) are pure functions from a results DataFrame to a table
-DataFrame; this module supplies their input (:func:`load_ok_results`) and their output
-(:func:`write_table`). Markdown is rendered here because ``DataFrame.to_markdown`` needs
-``tabulate``, which the suite does not depend on.
+Table builders (:mod:`adapterdrop.reporting.table1` and the others) are pure functions from a
+results DataFrame to a table DataFrame; this module supplies their input
+(:func:`load_ok_results`) and their output (:func:`write_table`). Markdown is rendered here
+because ``DataFrame.to_markdown`` needs ``tabulate``, which the suite does not depend on.
 """
 
 from __future__ import annotations
@@ -47,23 +47,6 @@ def load_ok_results(
     ok = df[is_ok].reset_index(drop=True)
     ok.attrs = dict(df.attrs)
     return ok
-
-
-def peak_mib(point: pd.Series, callable_name: str) -> float:
-    """A flattened bench result's peak memory of one callable in MiB (NaN where not recorded:
-    older results, or a platform without a probe)."""
-    value = point.get(f"metrics.peak_memory_bytes.{callable_name}")
-    return float("nan") if value is None or pd.isna(value) else value / 2**20
-
-
-def format_estimate(
-    value: float, low: float | None = None, high: float | None = None, *, fmt: str = "{:.3f}"
-) -> str:
-    """``value [low, high]`` for a point estimate with its confidence interval."""
-    text = fmt.format(value)
-    if low is not None and high is not None:
-        text += f" [{fmt.format(low)}, {fmt.format(high)}]"
-    return text
 
 
 def _cell(value: Any, float_format: str) -> str:

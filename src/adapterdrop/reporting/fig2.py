@@ -10,22 +10,18 @@ Built from training results only (``results/raw/fig2_*``), like every other tabl
 ``fig2`` has one row per (model, task, metric, n) with the three scores (means over seeds,
 with the run count); ``fig2_relative`` divides them by the standard adapter's score at n = 0,
 the form of the paper's "with 5 dropped layers specialized keeps 97.1 % and robust 95.4 %".
-
-    python -m adapterdrop.train.fig2 [--results-root results/raw] [--tables-root results/tables]
+``python -m adapterdrop.reporting`` (``make tables``) writes them to ``results/tables/``.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from adapterdrop.data import get_task_spec
-from adapterdrop.results import DEFAULT_RESULTS_ROOT
-from adapterdrop.tables import DEFAULT_TABLES_ROOT, load_ok_results, write_table
+from adapterdrop.reporting.tables import load_ok_results, write_table
 
 #: Result experiment name (``experiment_name`` of ``conf/experiment/fig2_*.yaml``) -> curve.
 VARIANTS = {"fig2_standard": "standard", "fig2_robust": "robust", "fig2_specialized": "specialized"}
@@ -112,18 +108,10 @@ def load_fig2_runs(results_root: Path | str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, str]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results-root", default=str(DEFAULT_RESULTS_ROOT))
-    parser.add_argument("--tables-root", default=str(DEFAULT_TABLES_ROOT))
-    args = parser.parse_args(argv)
-    tables = fig2_tables(fig2_scores(load_fig2_runs(args.results_root)))
-    written = {}
-    for name, frame in tables.items():
-        written[name] = write_table(frame, name, tables_root=args.tables_root)
-        print(f"{name}\n{written[name]}\n")
-    return written
-
-
-if __name__ == "__main__":
-    main()
+def write_fig2_tables(results_root: Path | str, tables_root: Path | str) -> dict[str, str]:
+    """Build the Fig. 2 tables from the results under ``results_root`` and write them to
+    ``tables_root``; return each table's markdown."""
+    tables = fig2_tables(fig2_scores(load_fig2_runs(results_root)))
+    return {
+        name: write_table(frame, name, tables_root=tables_root) for name, frame in tables.items()
+    }

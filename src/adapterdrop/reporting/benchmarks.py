@@ -3,26 +3,30 @@ side by side.
 
 A grid's tables are a pure function of its results and its resolved config. Each build writes
 that config and the point ids it used beside the tables (``<tables_root>/<grid>.run.json``), so
-``python -m adapterdrop.bench.report`` (``make tables``) rebuilds the tables of every machine
+``python -m adapterdrop.reporting`` (``make tables``) rebuilds the tables of every machine
 under ``results/`` on any machine, without its hardware, and then writes
 ``results/comparison/<table>.md``: each artefact's headline table with one column per machine.
+
+Each grid's tables come from its module here (``adapterdrop.reporting.<grid>``: ``tables(df,
+cfg)`` and ``COMPARISON``), its points from ``adapterdrop.bench.experiments.<grid>``.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
+import importlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
 
-from adapterdrop.bench.experiments import EXPERIMENTS, get_experiment
+from adapterdrop.bench.experiments import EXPERIMENTS
+from adapterdrop.reporting.tables import load_ok_results, write_table
 from adapterdrop.results import atomic_write_text, point_id
-from adapterdrop.tables import load_ok_results, write_table
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,13 @@ AXES = {
     "table3": ("bench.num_adapters", "bench.phases"),
     "efficiency": ("bench.studies",),
 }
+
+
+def grid_tables(grid: str) -> ModuleType:
+    """The table module of ``grid``: ``tables(df, cfg)`` and ``COMPARISON``."""
+    if grid not in EXPERIMENTS:
+        raise ValueError(f"unknown benchmark {grid!r}; choose one of {EXPERIMENTS}")
+    return importlib.import_module(f"adapterdrop.reporting.{grid}")
 
 
 def manifest_path(tables_root: Path | str, grid: str) -> Path:
@@ -155,10 +166,9 @@ def _write_tables(
     df = df[df["point_id"].isin(set(point_ids))]
     if df.empty:
         return {}
-    experiment = get_experiment(grid)
     written = {
         table: write_table(frame, table, tables_root=tables_root)
-        for table, frame in experiment.tables(df, cfg).items()
+        for table, frame in grid_tables(grid).tables(df, cfg).items()
         if isinstance(frame, pd.DataFrame) and not frame.empty
     }
     manifest = {
@@ -223,7 +233,7 @@ def write_comparisons(root: Path | str) -> list[Path]:
     if len(found) < 2:
         return written
     for grid in EXPERIMENTS:
-        for table, (keys, values) in getattr(get_experiment(grid), "COMPARISON", {}).items():
+        for table, (keys, values) in getattr(grid_tables(grid), "COMPARISON", {}).items():
             frames = {
                 machine: pd.read_csv(folder / f"{table}.csv")
                 for machine, folder in found.items()
@@ -243,21 +253,3 @@ def rebuild_all(root: Path | str) -> dict[str, dict[str, list[str]]]:
     built = {machine: rebuild_machine(folder) for machine, folder in machines(root).items()}
     write_comparisons(root)
     return built
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default="results", help="folder holding <machine>/ folders")
-    args = parser.parse_args(argv)
-    built = rebuild_all(args.root)
-    if not built:
-        raise SystemExit(f"no built tables under {args.root}/*/tables: run a benchmark first")
-    for machine, grids in built.items():
-        for grid, tables in grids.items():
-            print(f"{machine}: {grid}: {', '.join(tables) or 'no results'}")
-    for path in sorted(Path(args.root, COMPARISON_DIR).glob("*.md")):
-        print(f"comparison: {path}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,67 @@
+"""``python -m adapterdrop.reporting`` (``make tables``): every table, from result files only.
+
+* benchmarks: each machine's grids from the manifests beside its tables
+  (``<root>/<machine>/tables/<grid>.run.json``), then ``<root>/comparison/`` with machines side
+  by side (:mod:`adapterdrop.reporting.benchmarks`);
+* Fig. 2: from the training results ``<root>/raw/fig2_*`` to ``<root>/tables/``
+  (:mod:`adapterdrop.reporting.fig2`), when there are any.
+
+Nothing is measured or trained. It fails when there is nothing to build at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from adapterdrop.reporting.benchmarks import COMPARISON_DIR, rebuild_all
+from adapterdrop.reporting.fig2 import VARIANTS, write_fig2_tables
+
+ARTEFACTS = ("benchmarks", "fig2")
+
+
+def has_fig2_results(root: Path | str) -> bool:
+    """Whether ``<root>/raw`` holds a folder of any Fig. 2 experiment."""
+    return any(Path(root, "raw", experiment).is_dir() for experiment in VARIANTS)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m adapterdrop.reporting", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--root",
+        default="results",
+        help="folder holding <machine>/ (benchmarks), raw/ and tables/ (training); default: "
+        "%(default)s",
+    )
+    parser.add_argument(
+        "--only", choices=ARTEFACTS, help="build these tables alone (default: every kind)"
+    )
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+    built_any = False
+    if args.only in (None, "benchmarks"):
+        built = rebuild_all(root)
+        for machine, grids in built.items():
+            for grid, tables in grids.items():
+                print(f"{machine}: {grid}: {', '.join(tables) or 'no results'}")
+        for path in sorted(Path(root, COMPARISON_DIR).glob("*.md")):
+            print(f"comparison: {path}")
+        if not built and args.only == "benchmarks":
+            raise SystemExit(f"no built tables under {root}/*/tables: run a benchmark first")
+        built_any |= bool(built)
+    if args.only == "fig2" or (args.only is None and has_fig2_results(root)):
+        for name, markdown in write_fig2_tables(root / "raw", root / "tables").items():
+            print(f"{name}\n{markdown}\n")
+        built_any = True
+    if not built_any:
+        raise SystemExit(
+            f"no built tables under {root}/*/tables and no Fig. 2 results under {root}/raw: "
+            "run a benchmark or `make reproduce-fig2` first"
+        )
+
+
+if __name__ == "__main__":
+    main()
