@@ -6,9 +6,9 @@ Table 2, drawn as its run-to-run spread) and ``results/tables/fig2*.csv`` for th
 results. Every panel has labelled axes with units and a legend; confidence intervals are drawn
 where a table has them (``ci_low``/``ci_high`` columns, or cells written ``"1.26 [1.22,
 1.33]"``); the papers' values come from the tables' ``paper`` rows and columns, which the table
-builders fill from the experiment modules' constants (``PAPER_PER_LAYER`` of
-:mod:`adapterdrop.bench.experiments.table2` and the like; ``tests/test_notebooks.py`` checks
-they agree), and for Fig. 2 from :data:`PAPER_FIG2_RELATIVE` (``papers.md``).
+builders fill from their modules' constants (``PAPER_PER_LAYER`` of
+:mod:`adapterdrop.reporting.table2` and the like; ``tests/test_notebooks.py`` checks they
+agree), and for Fig. 2 from :data:`PAPER_FIG2_RELATIVE` (``papers.md``).
 
 The notebooks in ``notebooks/`` call these functions and :func:`save_figure`; each function
 returns a :class:`matplotlib.figure.Figure` (no pyplot state, nothing shown).
