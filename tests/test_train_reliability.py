@@ -6,6 +6,7 @@ import logging
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,9 @@ def test_an_unwritable_results_root_fails_before_any_model(tmp_path, no_model):
     blocker.write_text("")
     with pytest.raises(PermissionError, match=r"cannot be written \(.*a-file is not a writable"):
         train(shrunk(tmp_path, "logger=none", f"paths.results_root={blocker}/results"))
+    if Path("/proc").is_dir():  # writable by its mode bits for root, yet no folder can be made
+        with pytest.raises(PermissionError, match="cannot be written"):
+            train(shrunk(tmp_path, "logger=none", "paths.results_root=/proc/results"))
 
 
 @NEEDS_RTE

@@ -8,6 +8,7 @@ positions); here each fails in well under a second, naming the key, the value an
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,23 @@ def check_run(cfg: Mapping[str, Any]) -> None:
 
 
 def check_writable(folder: Path, setting: str = "paths.results_root") -> None:
-    """``folder`` exists and is writable, or can be created: its nearest existing ancestor is
-    a writable directory. Nothing is created here. ``setting`` is the key that chose it."""
+    """``folder`` exists and is writable, or can be created: a folder can be made (and is
+    removed again) in its nearest existing ancestor. Permission bits alone do not tell (root
+    passes ``os.access`` on ``/proc``). ``setting`` is the key that chose it."""
     probe = folder
     while not probe.exists():
         if probe.parent == probe:
             break
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(f"{probe} is not a directory")
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".write-check-"))
+    except OSError as err:
         raise PermissionError(
-            f"folder {folder} cannot be written ({probe} is not a writable directory): "
+            f"folder {folder} cannot be written ({probe} is not a writable directory: {err}): "
             f"set {setting} to a writable folder"
-        )
+        ) from None
 
 
 def check_trainer(trainer: Mapping[str, Any]) -> None:
