@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapterdrop.bench import workloads
-from adapterdrop.bench.experiments import efficiency_common
+from adapterdrop.bench import models
 from adapterdrop.bench.sweep import run_benchmark
 from conftest import bench_cfg
 
@@ -20,8 +19,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was built before the config was validated")
 
-    monkeypatch.setattr(workloads, "load_backbone", refuse)
-    monkeypatch.setattr(efficiency_common, "load_backbone", refuse)
+    monkeypatch.setattr(models, "load_backbone", refuse)  # every grid builds through it
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from adapterdrop.bench.experiments import EXPERIMENTS, get_experiment
-from adapterdrop.bench.workloads import TIMING_KEYS
+from adapterdrop.bench.settings import TIMING_KEYS
 from adapterdrop.cli.train import result_config
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method

@@ -11,9 +11,9 @@ from torch import nn
 
 from adapterdrop.bench import timer
 from adapterdrop.bench.experiments import table2
+from adapterdrop.bench.phases import time_phase
 from adapterdrop.bench.processes import peak_memory
 from adapterdrop.bench.timer import Timed, measure, measure_interleaved
-from adapterdrop.bench.training_step import time_phase
 from conftest import bench_cfg
 
 SETUP_SLEEP_S = 0.05

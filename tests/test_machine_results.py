@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from adapterdrop.bench import machine, workloads
+from adapterdrop.bench import devices, machine
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.sweep import run_benchmark
 from adapterdrop.reporting.benchmarks import rebuild_all
@@ -41,20 +41,20 @@ def test_a_machine_tag_is_one_plain_folder_name(bad):
 @pytest.mark.parametrize(("flags", "expected"), [(ZEN4, "bf16"), (ZEN3, "fp32")])
 def test_auto_dtype_is_bf16_only_with_native_bf16(monkeypatch, flags, expected):
     env = {"cpu": {"flags": flags}}
-    monkeypatch.setattr(workloads, "static_environment", lambda: env)
-    assert workloads.resolve_dtype("auto", torch.device("cpu")) == expected
-    assert workloads.resolve_dtype("fp16", torch.device("cpu")) == "fp16"
+    monkeypatch.setattr(devices, "static_environment", lambda: env)
+    assert devices.resolve_dtype("auto", torch.device("cpu")) == expected
+    assert devices.resolve_dtype("fp16", torch.device("cpu")) == "fp16"
     with pytest.raises(ValueError, match="unknown dtype 'half'"):
-        workloads.resolve_dtype("half", torch.device("cpu"))
+        devices.resolve_dtype("half", torch.device("cpu"))
 
 
 def test_a_gpu_torch_cannot_see_fails_instead_of_timing_the_cpu(monkeypatch):
-    monkeypatch.setattr(workloads, "nvidia_smi_gpus", lambda: ["GPU 0: NVIDIA H200 (UUID: x)"])
+    monkeypatch.setattr(devices, "nvidia_smi_gpus", lambda: ["GPU 0: NVIDIA H200 (UUID: x)"])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for device in ("auto", "cuda"):
         with pytest.raises(RuntimeError, match="nvidia-smi lists 1 GPU.*CUDA build"):
-            workloads.resolve_device(device)
-    assert workloads.resolve_device("cpu").type == "cpu"
+            devices.resolve_device(device)
+    assert devices.resolve_device("cpu").type == "cpu"
 
 
 def test_points_record_the_resolved_device_dtype_and_machine(tmp_path):

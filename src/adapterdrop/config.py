@@ -28,7 +28,7 @@ def resolve_preset(preset: str, device: str) -> str:
     says whether that name exists for it (Hydra lists its choices when it does not)."""
     if preset != "auto":
         return preset
-    from adapterdrop.bench.workloads import resolve_device  # torch, only when needed
+    from adapterdrop.bench.devices import resolve_device  # torch, only when needed
 
     return AUTO_PRESETS[resolve_device(device).type]
 

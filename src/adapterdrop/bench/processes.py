@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from adapterdrop.bench.allocator import allocator_settings, retain_freed_memory
+from adapterdrop.bench.model_cache import clear_cache
 from adapterdrop.bench.stats import RatioCI, ratio_across_processes, ratio_of_medians
 from adapterdrop.bench.timer import Samples
-from adapterdrop.bench.workloads import ModelCache
 
 #: What a result stores and pools: raw samples in seconds per callable name.
 RawSamples = dict[str, list[float]]
@@ -64,7 +64,7 @@ def sample_runs(sampler: Sampler, point: Mapping[str, Any]) -> list[Samples]:
         return [sampler(point, peak_memory=True)]
     pinned = bool(allocator_settings().get("pinned_thresholds"))
     # The children build their own models; the parent's cached ones would only hold memory.
-    ModelCache.clear_all()
+    clear_cache()
     gc.collect()
     context = multiprocessing.get_context("spawn")
     runs = []

@@ -11,12 +11,12 @@ from typing import Any
 import torch
 
 from adapterdrop.bench.allocator import retain_freed_memory
+from adapterdrop.bench.devices import resolve_device, set_tf32
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.machine import check_tag, fingerprint
 from adapterdrop.bench.machine import tag as machine_tag
 from adapterdrop.bench.runner import RunSummary, run_points
 from adapterdrop.bench.validate import check_bench_keys, check_threads
-from adapterdrop.bench.workloads import resolve_device, set_tf32
 from adapterdrop.cli import conf_dir
 from adapterdrop.reporting.benchmarks import build_tables, changes_setting, tables_folder
 from adapterdrop.results import point_id

@@ -4,7 +4,7 @@ model loaded (or, worse, silently measuring something else)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,30 @@ def check_timing(timing: Mapping[str, Any], what: str = "timing") -> dict[str, A
             f"{what}.max_reps ({timing['max_reps']}) must be >= min_reps ({timing['min_reps']})"
         )
     return dict(timing)
+
+
+def check_choices(what: str, values: Sequence[Any], allowed: Sequence[Any]) -> list[Any]:
+    """``values`` as a list: non-empty, distinct, each one of ``allowed``."""
+    values = list(values)
+    unknown = [v for v in values if v not in allowed]
+    if unknown or not values or len(set(values)) != len(values):
+        raise ValueError(f"{what} must be distinct values from {list(allowed)}; got {values}")
+    return values
+
+
+def check_shapes(
+    model_cfg: Mapping[str, Any], batch_sizes: Iterable[int], seq_lens: Iterable[int]
+) -> None:
+    """Refuse batch sizes < 1 and sequences longer than the model's position embeddings."""
+    for batch in batch_sizes:
+        if batch < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch}")
+    positions = model_config(model_cfg).max_position_embeddings
+    # RoBERTa's positions start after the padding index, so two of its slots are unusable.
+    limit = positions - 2 * (model_cfg["family"] == "roberta")
+    for seq in seq_lens:
+        if not 1 <= seq <= limit:
+            raise ValueError(f"seq_len {seq} impossible for {model_cfg['name']}: use 1..{limit}")
 
 
 def check_threads(threads: Any) -> int | None:

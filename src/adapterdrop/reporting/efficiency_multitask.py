@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from adapterdrop.bench.experiments.efficiency_multitask import STRATEGIES
-from adapterdrop.bench.training_step import PHASES
+from adapterdrop.bench.phases import PHASES
 from adapterdrop.reporting.cells import estimate, setting_columns
 
 #: Bytes per stored parameter: checkpoints are kept in fp32.

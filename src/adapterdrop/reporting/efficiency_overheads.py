@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from adapterdrop.bench.experiments.efficiency_overheads import BASELINE
-from adapterdrop.bench.training_step import PHASES
+from adapterdrop.bench.phases import PHASES
 from adapterdrop.reporting.cells import estimate, median, setting_columns, with_int_columns
 
 #: AdapterDrop Table 1, Pfeiffer adapter relative to full fine-tuning (speed, > 1 = faster).

@@ -17,17 +17,18 @@ from typing import Any
 
 import torch
 
+from adapterdrop.bench.devices import storage_dtype
 from adapterdrop.bench.experiments.efficiency_common import (
-    cached,
     common_fields,
     device_of,
-    new_encoder,
     speeds,
     summaries,
 )
-from adapterdrop.bench.training_step import check_shapes, time_phase
-from adapterdrop.bench.validate import check_method
-from adapterdrop.bench.workloads import random_inputs, storage_dtype
+from adapterdrop.bench.inputs import random_inputs
+from adapterdrop.bench.model_cache import cached
+from adapterdrop.bench.models import build_encoder
+from adapterdrop.bench.phases import time_phase
+from adapterdrop.bench.validate import check_method, check_shapes
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods.coda import check_token_ratio, frozen_layer, selected_count
 
@@ -74,7 +75,10 @@ def _encoder(point: Mapping[str, Any]) -> AdapterEncoder:
     methods = {"pfeiffer": point["adapter"]}
     for ratio in point["token_ratios"]:
         methods[f"coda_r{ratio_name(ratio)}"] = {**point["coda_method"], "token_ratio": ratio}
-    return cached({k: point[k] for k in fields}, lambda: new_encoder(point, methods))
+    return cached(
+        {k: point[k] for k in fields},
+        lambda: build_encoder(point["model"], methods, device_of(point), point["seed"]),
+    )
 
 
 def measure_coda(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:

@@ -15,21 +15,21 @@ saving comes from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from adapterdrop.bench.experiments.efficiency_common import (
-    cached,
     common_fields,
     device_of,
-    inputs,
-    new_encoder,
-    num_layers,
     speeds,
     summaries,
 )
+from adapterdrop.bench.inputs import labelled_inputs
+from adapterdrop.bench.model_cache import cached
+from adapterdrop.bench.models import adapter_model, build_encoder
+from adapterdrop.bench.phases import time_phase
 from adapterdrop.bench.stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
@@ -37,15 +37,10 @@ from adapterdrop.bench.stats import (
     RatioCI,
     percentile_ci,
 )
-from adapterdrop.bench.training_step import (
-    adapter_model,
-    check_shapes,
-    task_parameters,
-    time_phase,
-    training_step,
-)
-from adapterdrop.bench.validate import check_method
+from adapterdrop.bench.training_step import task_training_step
+from adapterdrop.bench.validate import check_method, check_shapes
 from adapterdrop.heads import MultiTaskModel
+from adapterdrop.models import num_layers
 from adapterdrop.params import task_parameter_count
 
 
@@ -61,7 +56,7 @@ def _shape_fields(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def robust_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One point timing the step at every ``n`` in ``0..max_n`` (``null``: ``L - 1``)."""
-    layers = num_layers(cfg)
+    layers = num_layers(cfg["model"])
     max_n = cfg["bench"]["robust"]["max_n"]
     max_n = layers - 1 if max_n is None else max_n
     if not isinstance(max_n, int) or not 0 <= max_n < layers:
@@ -71,7 +66,7 @@ def robust_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def specialized_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One point timing an adapter with ``leave_out = n`` for every ``n`` of the grid."""
-    layers = num_layers(cfg)
+    layers = num_layers(cfg["model"])
     grid = cfg["bench"]["specialized"]["dropped_layers"]
     dropped = list(range(layers)) if grid == "all" else list(grid)
     for n in dropped:
@@ -98,7 +93,8 @@ def _model(point: Mapping[str, Any], leave_outs: Sequence[int]) -> MultiTaskMode
 
     def build() -> MultiTaskModel:
         methods = {f"leave{n}": {**point["adapter"], "leave_out": n} for n in leave_outs}
-        return adapter_model(new_encoder(point, methods), methods)
+        encoder = build_encoder(point["model"], methods, device_of(point), point["seed"])
+        return adapter_model(encoder, methods)
 
     return cached({**key, "leave_outs": list(leave_outs)}, build)
 
@@ -108,20 +104,14 @@ def _time_steps(
 ) -> dict[str, list[float]]:
     """Interleaved training steps, each named step training ``task`` with ``n`` dropped."""
     device = device_of(point)
-    ids, mask, labels = inputs(
-        model.encoder.backbone.config.vocab_size, point["batch_size"], point["seq_len"], point
-    )
-
-    def step(task: str, n: int) -> Callable[[], None]:
-        return training_step(
-            lambda: model(ids, mask, tasks=task, dropped_layers=n)[task],
-            labels,
-            task_parameters(model, task),
-            dtype=point["dtype"],
-            device=device,
+    vocab = model.encoder.backbone.config.vocab_size
+    data = labelled_inputs(vocab, point["batch_size"], point["seq_len"], device, point["seed"])
+    callables = {
+        name: task_training_step(
+            model, task, *data, dtype=point["dtype"], device=device, dropped_layers=n
         )
-
-    callables = {name: step(task, n) for name, (task, n) in steps.items()}
+        for name, (task, n) in steps.items()
+    }
     return time_phase(
         callables, [model], "training", device=device, dtype=point["dtype"], timing=point["timing"]
     )

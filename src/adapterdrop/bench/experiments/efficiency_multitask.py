@@ -29,30 +29,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from adapterdrop.bench.experiments.efficiency_common import (
-    cached,
-    common_fields,
-    device_of,
-    inputs,
-    new_encoder,
-    summaries,
-)
-from adapterdrop.bench.stats import ratio_of_medians
-from adapterdrop.bench.training_step import (
-    NUM_LABELS,
-    PHASES,
+from adapterdrop.bench.experiments.efficiency_common import common_fields, device_of, summaries
+from adapterdrop.bench.inputs import NUM_LABELS, labelled_inputs, task_names
+from adapterdrop.bench.model_cache import cached
+from adapterdrop.bench.models import (
     PlainClassifier,
     adapter_model,
-    adapter_training_step,
-    check_choices,
-    check_shapes,
+    build_encoder,
     full_finetuning_model,
+)
+from adapterdrop.bench.phases import PHASES, time_phase
+from adapterdrop.bench.stats import ratio_of_medians
+from adapterdrop.bench.training_step import (
+    adapter_training_step,
     full_training_step,
-    time_phase,
     training_step,
 )
-from adapterdrop.bench.validate import check_method
-from adapterdrop.bench.workloads import task_names
+from adapterdrop.bench.validate import check_choices, check_method, check_shapes
 from adapterdrop.heads import ClassificationHead, MultiTaskModel
 from adapterdrop.params import count_parameters, task_parameter_count
 
@@ -125,7 +118,9 @@ def _models(point: Mapping[str, Any]) -> Models:
 
     def build() -> Models:
         tasks = task_names(point["num_tasks"])
-        adapters = adapter_model(new_encoder(point, dict.fromkeys(tasks, point["adapter"])), tasks)
+        methods = dict.fromkeys(tasks, point["adapter"])
+        encoder = build_encoder(point["model"], methods, device_of(point), point["seed"])
+        adapters = adapter_model(encoder, tasks)
         plain = full_finetuning_model(adapters.encoder)
         multi = MultiTaskClassifier(plain.backbone, len(tasks)).to(device_of(point))
         return adapters, plain, multi
@@ -138,10 +133,12 @@ def _callables(point: Mapping[str, Any], models: Models) -> dict[str, Callable[[
     device, dtype = device_of(point), point["dtype"]
     tasks = task_names(point["num_tasks"])
     vocab = plain.backbone.config.vocab_size
-    ids, mask, labels = inputs(vocab, point["batch_size"], point["seq_len"], point)
+    seq_len, seed = point["seq_len"], point["seed"]
+    ids, mask, labels = labelled_inputs(vocab, point["batch_size"], seq_len, device, seed)
     if point["phase"] == "training":
         mixed_rows = point["batch_size"] * len(tasks)
-        mixed_ids, mixed_mask, mixed_labels = inputs(vocab, mixed_rows, point["seq_len"], point)
+        mixed = labelled_inputs(vocab, mixed_rows, seq_len, device, seed)
+        mixed_ids, mixed_mask, mixed_labels = mixed
         return {
             "adapter_step": adapter_training_step(
                 adapters, tasks[0], ids, mask, labels, dtype=dtype, device=device

@@ -16,14 +16,16 @@ from typing import Any
 
 import torch
 
-from adapterdrop.bench.experiments.efficiency_common import (
-    cached,
-    common_fields,
-    device_of,
-    inputs,
-    new_encoder,
-    summaries,
+from adapterdrop.bench.experiments.efficiency_common import common_fields, device_of, summaries
+from adapterdrop.bench.inputs import labelled_inputs
+from adapterdrop.bench.model_cache import cached
+from adapterdrop.bench.models import (
+    PlainClassifier,
+    adapter_model,
+    build_encoder,
+    full_finetuning_model,
 )
+from adapterdrop.bench.phases import PHASES, time_phase
 from adapterdrop.bench.processes import (
     check_processes,
     pooled,
@@ -32,20 +34,9 @@ from adapterdrop.bench.processes import (
     sample_runs,
     stored_samples,
 )
-from adapterdrop.bench.training_step import (
-    PHASES,
-    PlainClassifier,
-    adapter_model,
-    check_choices,
-    check_shapes,
-    full_finetuning_model,
-    full_training_step,
-    task_parameters,
-    time_phase,
-    training_step,
-)
-from adapterdrop.bench.validate import check_method
-from adapterdrop.bench.workloads import resolve_timing
+from adapterdrop.bench.settings import resolve_timing
+from adapterdrop.bench.training_step import full_training_step, task_training_step
+from adapterdrop.bench.validate import check_choices, check_method, check_shapes
 from adapterdrop.core import Method
 from adapterdrop.heads import MultiTaskModel
 from adapterdrop.methods import build_method
@@ -99,12 +90,14 @@ def _models(point: Mapping[str, Any]) -> tuple[PlainClassifier, dict[str, MultiT
 
     def build() -> tuple[PlainClassifier, dict[str, MultiTaskModel]]:
         methods = point["methods"]
+        device, seed = device_of(point), point["seed"]
         sharing = {k: m for k, m in methods.items() if not build_method(m).changes_backbone}
-        shared = new_encoder(point, sharing)
+        shared = build_encoder(point["model"], sharing, device, seed)
         models = {label: adapter_model(shared, [label]) for label in sharing}
         for label, method in methods.items():
             if label not in sharing:
-                models[label] = adapter_model(new_encoder(point, {label: method}), [label])
+                own = build_encoder(point["model"], {label: method}, device, seed)
+                models[label] = adapter_model(own, [label])
         return full_finetuning_model(shared), models
 
     return cached(key, build)
@@ -115,16 +108,9 @@ def _callable(
 ) -> Callable[[], None]:
     """One training step of ``task``, or its forward (encoder and head) at inference."""
     ids, mask, labels = data
-    device, dtype = device_of(point), point["dtype"]
     if point["phase"] == "training":
-        return training_step(
-            lambda: model(ids, mask, tasks=task)[task],
-            labels,
-            task_parameters(model, task),
-            dtype=dtype,
-            device=device,
-        )
-
+        dtype, device = point["dtype"], device_of(point)
+        return task_training_step(model, task, ids, mask, labels, dtype=dtype, device=device)
     return partial(model, ids, mask, tasks=task)
 
 
@@ -133,7 +119,7 @@ def _overhead_samples(point: Mapping[str, Any], *, peak_memory: bool) -> dict[st
     device, phase = device_of(point), point["phase"]
     plain, models = _models(point)
     vocab = plain.backbone.config.vocab_size
-    data = inputs(vocab, point["batch_size"], point["seq_len"], point)
+    data = labelled_inputs(vocab, point["batch_size"], point["seq_len"], device, point["seed"])
     ids, mask, labels = data
     baseline = BASELINE[phase]
     if phase == "training":

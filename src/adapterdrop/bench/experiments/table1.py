@@ -18,6 +18,11 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from adapterdrop.bench.devices import resolve_device
+from adapterdrop.bench.inputs import random_inputs, random_labels
+from adapterdrop.bench.model_cache import cached
+from adapterdrop.bench.models import adapter_model, build_encoder, full_finetuning_model
+from adapterdrop.bench.phases import PHASES, time_phase
 from adapterdrop.bench.processes import (
     check_processes,
     peak_memory,
@@ -27,36 +32,21 @@ from adapterdrop.bench.processes import (
     sample_runs,
     stored_samples,
 )
+from adapterdrop.bench.settings import point_settings, resolve_timing
 from adapterdrop.bench.stats import summarize
 from adapterdrop.bench.timer import Timed
 from adapterdrop.bench.training_step import (
-    PHASES,
-    adapter_model,
     adapter_training_step,
     adapterhub_training_step,
-    check_choices,
-    check_shapes,
-    full_finetuning_model,
     full_training_step,
-    random_labels,
-    time_phase,
 )
-from adapterdrop.bench.workloads import (
-    ModelCache,
-    build_encoder,
-    point_settings,
-    random_inputs,
-    resolve_device,
-    resolve_timing,
-)
+from adapterdrop.bench.validate import check_choices, check_shapes
 from adapterdrop.methods import build_method
 from adapterdrop.methods.bottleneck import bottleneck_size
 from adapterdrop.models import model_config
-from adapterdrop.results import canonical_json
 
 IMPLEMENTATIONS = ("ours", "adapterhub")
 METHODS = ("pfeiffer", "houlsby")
-_MODELS = ModelCache()
 
 
 def method_config(method: str, reduction_factor: float) -> dict[str, Any]:
@@ -95,10 +85,10 @@ def _models(point: Mapping[str, Any]) -> dict[str, Any]:
     """Every model of the grid, built once: shapes and phases only change the inputs."""
     device = resolve_device(point["device"])
     keys = ("model", "methods", "reduction_factor", "implementations", "device", "seed")
-    key = canonical_json({k: point[k] for k in keys})
+    key = {"grid": "table1", **{k: point[k] for k in keys}}
 
     def build() -> dict[str, Any]:
-        encoder = build_encoder(point["model"], None, 0, device, point["seed"])
+        encoder = build_encoder(point["model"], {}, device, point["seed"]).eval()
         for method in point["methods"]:
             build_method(method_config(method, point["reduction_factor"])).apply(encoder, method)
         encoder.to(device)
@@ -116,7 +106,7 @@ def _models(point: Mapping[str, Any]) -> dict[str, Any]:
             models["adapterhub"] = hubs
         return models
 
-    return _MODELS.get(key, build)
+    return cached(key, build)
 
 
 def _samples(point: Mapping[str, Any], *, peak_memory: bool) -> dict[str, list[float]]:

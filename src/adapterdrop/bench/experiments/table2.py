@@ -20,6 +20,9 @@ from typing import Any
 import numpy as np
 
 from adapterdrop.bench.costmodel import replication_floor
+from adapterdrop.bench.devices import resolve_device, storage_dtype
+from adapterdrop.bench.inputs import random_inputs, task_names
+from adapterdrop.bench.models import build_encoder
 from adapterdrop.bench.processes import (
     check_processes,
     peak_memory,
@@ -30,18 +33,10 @@ from adapterdrop.bench.processes import (
     sample_runs,
     stored_samples,
 )
+from adapterdrop.bench.settings import point_settings
 from adapterdrop.bench.stats import summarize
 from adapterdrop.bench.timer import Samples, Timed, measure_interleaved
-from adapterdrop.bench.training_step import check_shapes
-from adapterdrop.bench.validate import check_method
-from adapterdrop.bench.workloads import (
-    build_encoder,
-    point_settings,
-    random_inputs,
-    resolve_device,
-    storage_dtype,
-    task_names,
-)
+from adapterdrop.bench.validate import check_method, check_shapes
 from adapterdrop.checks import check_int, check_int_list
 from adapterdrop.models import num_layers
 
@@ -115,9 +110,8 @@ def dropped_layers(choice: Any, spread_points: int, layers: int) -> list[int]:
 def _models(point: Mapping[str, Any]) -> tuple[Any, Any]:
     """Ours and the AdapterHub copy of the same weights (AdapterHub only if asked for)."""
     device = resolve_device(point["device"])
-    encoder = build_encoder(
-        point["model"], point["method"], point["num_tasks"], device, point["seed"]
-    )
+    tasks = dict.fromkeys(task_names(point["num_tasks"]), point["method"])
+    encoder = build_encoder(point["model"], tasks, device, point["seed"]).eval()
     # Inference only: weights stored in ``dtype`` as a deployment would (no autocast, which
     # would re-cast every weight on every call); AdapterHub copies them in that dtype.
     encoder.to(storage_dtype(point["dtype"], "inference"))

@@ -20,28 +20,20 @@ from typing import Any
 
 import torch
 
+from adapterdrop.bench.devices import resolve_device
+from adapterdrop.bench.inputs import random_inputs, random_labels, task_names
+from adapterdrop.bench.model_cache import cached
+from adapterdrop.bench.models import adapter_model, build_encoder, full_finetuning_model
+from adapterdrop.bench.phases import PHASES, time_phase
+from adapterdrop.bench.settings import point_settings
 from adapterdrop.bench.stats import ratio_of_medians, summarize
 from adapterdrop.bench.timer import Timed
 from adapterdrop.bench.training_step import (
-    PHASES,
-    adapter_model,
     adapter_training_step,
     adapterhub_training_step,
-    check_choices,
-    check_shapes,
-    full_finetuning_model,
     full_training_step,
-    random_labels,
-    time_phase,
 )
-from adapterdrop.bench.workloads import (
-    ModelCache,
-    build_encoder,
-    point_settings,
-    random_inputs,
-    resolve_device,
-    task_names,
-)
+from adapterdrop.bench.validate import check_choices, check_shapes
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
 from adapterdrop.methods.bottleneck import bottleneck_size
@@ -52,12 +44,10 @@ from adapterdrop.methods.fusion import (
     record_fusion_activations,
 )
 from adapterdrop.models import model_config
-from adapterdrop.results import canonical_json
 
 IMPLEMENTATIONS = ("ours", "adapterhub")
 #: Timed set-ups: one adapter, the fusion of K adapters, and that fusion pruned.
 SETUPS = ("adapter", "fusion", "pruned")
-_MODELS = ModelCache()
 
 
 def adapter_config(reduction_factor: float) -> dict[str, Any]:
@@ -143,11 +133,11 @@ def _prune_by_activation(
 def _models(point: Mapping[str, Any]) -> dict[str, Any]:
     """The models of one K (both phases share them)."""
     device = resolve_device(point["device"])
-    keys = ("model", "reduction_factor", "fusion", "num_adapters", "prune_to")
-    key = canonical_json({k: point[k] for k in (*keys, "implementations", "device", "seed")})
+    keys = ("model", "reduction_factor", "fusion", "num_adapters", "prune_to", "implementations")
+    key = {"grid": "table3", **{k: point[k] for k in (*keys, "device", "seed")}}
 
     def build() -> dict[str, Any]:
-        encoder = build_encoder(point["model"], None, 0, device, point["seed"])
+        encoder = build_encoder(point["model"], {}, device, point["seed"]).eval()
         adapter = adapter_config(point["reduction_factor"])
         fused = task_names(point["num_adapters"])
         # "adapter" is the single-adapter baseline: not fused, so it stays trainable.
@@ -173,7 +163,7 @@ def _models(point: Mapping[str, Any]) -> dict[str, Any]:
             models["adapterhub"] = _adapterhub_models(model, fusions)
         return models
 
-    return _MODELS.get(key, build)
+    return cached(key, build)
 
 
 def _already_active() -> None:
