@@ -4,6 +4,8 @@
   the engine, core, methods or reference is imported first (no hidden import cycle);
 * the engine and the core import no method (checked on their source with ``ast``), and no
   method imports the engine or anything above it;
+* the bench measures and the reporting layer tabulates: no bench module but the sweep asks
+  reporting for tables, and reporting never runs a measurement or a training;
 * a method defined here, in the test, plugs in through ``register`` / ``build_method`` and
   ``AdapterEncoder`` alone, trains, and batches its tasks through its own hook.
 """
@@ -42,6 +44,8 @@ ALL_MODULES = sorted(module_name(path) for path in PACKAGE.rglob("*.py"))
 LOWER = [m for m in ALL_MODULES if m == "adapterdrop.engine" or m.startswith("adapterdrop.core")]
 METHODS = [m for m in ALL_MODULES if m.startswith("adapterdrop.methods")]
 REFERENCE = [m for m in ALL_MODULES if m.startswith("adapterdrop.reference")]
+BENCH = [m for m in ALL_MODULES if m.startswith("adapterdrop.bench")]
+REPORTING = [m for m in ALL_MODULES if m.startswith("adapterdrop.reporting")]
 
 
 # ------------------------------------------------------------------------- imports
@@ -120,6 +124,33 @@ def test_methods_depend_on_the_core_and_other_methods_only(module):
     imported = ours(imported_names(source(module)))
     above = {n for n in imported if not n.startswith(("adapterdrop.core", "adapterdrop.methods"))}
     assert not above, f"{module} imports {sorted(above)}"
+
+
+#: What runs measurements or trainings: the reporting layer reads their results, never them.
+RUNNERS = (
+    "adapterdrop.bench.sweep",
+    "adapterdrop.bench.runner",
+    "adapterdrop.cli",
+    "adapterdrop.train",
+)
+
+
+@pytest.mark.parametrize("module", BENCH)
+def test_the_bench_reaches_reporting_only_through_its_sweep(module):
+    imported = ours(imported_names(source(module)))
+    reporting = {n for n in imported if n.startswith("adapterdrop.reporting")}
+    if module == "adapterdrop.bench.sweep":
+        tables = "adapterdrop.reporting.benchmarks"
+        assert all(n == tables or n.startswith(f"{tables}.") for n in reporting), reporting
+    else:
+        assert not reporting, f"{module} imports {sorted(reporting)}"
+
+
+@pytest.mark.parametrize("module", REPORTING)
+def test_reporting_runs_no_measurement_or_training(module):
+    imported = ours(imported_names(source(module)))
+    runners = {n for n in imported if n.startswith(RUNNERS)}
+    assert not runners, f"{module} imports {sorted(runners)}"
 
 
 # ------------------------------------------------------------- a method of the test's own
