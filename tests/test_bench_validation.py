@@ -9,7 +9,7 @@ from adapterdrop.bench import models
 from adapterdrop.bench.sweep import run_benchmark
 from conftest import bench_cfg
 
-TABLE2 = ("bench.num_tasks=[2]", "bench.processes=1", "bench.dropped_layers=[0]")
+TABLE2 = ("bench.num_tasks=[2]", "bench.processes=1", "bench.dropped_layers=[0,3]")
 
 
 @pytest.fixture
@@ -33,6 +33,7 @@ def no_model(monkeypatch):
         ("bench.num_tasks=2", r"bench.num_tasks must be a list such as \[2, 4, 8, 16\], got 2"),
         ("bench.num_tasks=[2,2]", r"bench.num_tasks must be distinct"),
         ("bench.dropped_layers=[1.5]", r"dropped_layers 1.5 impossible for 4 layers"),
+        ("bench.dropped_layers=[2]", r"needs two or more distinct n \(e.g. \[0, 3\], or spread\)"),
         (
             "timing.min_reps=-1",
             r"timing \(bench.timing and timing\).min_reps must be an int >= 1, got -1",

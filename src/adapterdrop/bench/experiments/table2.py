@@ -53,6 +53,11 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
             f"unknown implementation(s) {sorted(unknown)}; choose from {IMPLEMENTATIONS}"
         )
     dropped = dropped_layers(bench["dropped_layers"], bench["spread_points"], layers)
+    if len(dropped) < 2:
+        raise ValueError(
+            f"bench.dropped_layers={bench['dropped_layers']!r} gives n = {dropped}: Table 2 fits "
+            "t(n) over n, so it needs two or more distinct n (e.g. [0, 3], or spread)"
+        )
     for t in check_int_list(bench["num_tasks"], "bench.num_tasks", example="[2, 4, 8, 16]"):
         task_names(t)
     batch = check_int(bench["batch_size"], "bench.batch_size")
