@@ -200,7 +200,7 @@ class CodaLayer(LayerModule):
         router_init: str = "normal",
     ) -> None:
         super().__init__()
-        check_choices(activation, init, router_init)
+        check_options(activation, init, router_init)
         self.token_ratio = check_token_ratio(token_ratio)
         self.schedule = schedule
         self.router = nn.Linear(hidden_size, 1, bias=False)
@@ -240,7 +240,8 @@ class CodaLayer(LayerModule):
         return hidden.scatter(1, rows, mixed) + self.adapter(hidden)
 
 
-def check_choices(activation: str, init: str, router_init: str) -> None:
+def check_options(activation: str, init: str, router_init: str) -> None:
+    """Refuse an activation, adapter init or router init CoDA does not know."""
     if activation not in ACT2FN:
         raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACT2FN)}")
     if init not in INITS:
@@ -271,7 +272,7 @@ class CodaMethod(Method):
 
     def __post_init__(self) -> None:
         check_token_ratio(self.token_ratio)
-        check_choices(self.activation, self.init, self.router_init)
+        check_options(self.activation, self.init, self.router_init)
         self.schedule()
 
     def schedule(self) -> EpsilonSchedule:
