@@ -52,7 +52,7 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         raise ValueError(
             f"unknown implementation(s) {sorted(unknown)}; choose from {IMPLEMENTATIONS}"
         )
-    dropped = dropped_layers(bench["dropped_layers"], bench["spread_points"], layers)
+    dropped = dropped_layer_grid(bench["dropped_layers"], bench["spread_points"], layers)
     if len(dropped) < 2:
         raise ValueError(
             f"bench.dropped_layers={bench['dropped_layers']!r} gives n = {dropped}: Table 2 fits "
@@ -88,7 +88,7 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def dropped_layers(choice: Any, spread_points: int, layers: int) -> list[int]:
+def dropped_layer_grid(choice: Any, spread_points: int, layers: int) -> list[int]:
     """The n values of a grid: ``all`` (0..L-1), ``spread`` (``spread_points`` values evenly
     spread over 0..L-1, both ends included: t(n) is a line, so a few points fit it), or a list.
     """
