@@ -4,6 +4,25 @@ Nothing in this layer measures or trains: it reads the result files under ``resu
 (schema: :mod:`adapterdrop.results`) and the tables built from them, so every table and figure
 can be rebuilt on any machine, without the hardware that measured it.
 
+Tables (``python -m adapterdrop.reporting``, :mod:`adapterdrop.reporting.__main__`, which
+``make tables`` runs):
+
+* :mod:`adapterdrop.reporting.benchmarks`: a benchmark grid's tables from its results and the
+  manifest beside them (``<grid>.run.json``), variants of other settings, every machine's
+  tables, and the comparison of machines; ``bench.sweep`` calls it after measuring;
+* ``table1``, ``table2``, ``table3``, ``efficiency`` (with ``efficiency_drop``, ``_coda``,
+  ``_overheads``, ``_multitask``): each grid's ``tables(df, cfg)`` builders, the papers' values
+  they set beside ours, and ``COMPARISON`` (the columns compared across machines);
+* :mod:`adapterdrop.reporting.fig2`: Fig. 2's tables from the training results;
+* :mod:`adapterdrop.reporting.tables` (load the valid results, write ``.md`` and ``.csv``) and
+  :mod:`adapterdrop.reporting.cells` (cells read from a flattened result row).
+
+The grid tables read a few constants of their grid (``bench.experiments.<grid>``) and the
+model's layer count, so they import torch; no reporting module imports what measures or trains
+(``tests/test_architecture.py``).
+
+Results and figures:
+
 * :mod:`adapterdrop.reporting.collect`: every result file (each machine's ``raw/`` folders and
   the training results in ``results/raw``) in one tidy table with its provenance,
   schema-checked, written to ``results/results.csv`` by ``make tables``;
