@@ -13,6 +13,7 @@ import torch
 from adapterdrop.bench import devices, machine
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.sweep import run_benchmark
+from adapterdrop.reporting.__main__ import main as make_tables
 from adapterdrop.reporting.benchmarks import rebuild_all
 from conftest import bench_cfg
 
@@ -119,3 +120,17 @@ def test_make_tables_rebuilds_every_machine_and_compares_them(tmp_path):
     comparison = pd.read_csv(tmp_path / "comparison" / "table2.csv")
     assert list(comparison["num_tasks"]) == [2]
     assert {"ours_per_layer_% @ box-a", "ours_per_layer_% @ box-b"} <= set(comparison)
+
+
+def test_make_tables_is_one_entry_point_that_refuses_an_empty_root(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="no built tables under .* and no Fig. 2 results"):
+        make_tables(["--root", str(tmp_path)])
+    run_benchmark(_machine_cfg(tmp_path, "box-a"))
+    table = tmp_path / "box-a" / "tables" / "table2.md"
+    before = table.read_bytes()
+    table.unlink()
+    make_tables(["--root", str(tmp_path)])  # no Fig. 2 results here: benchmarks alone
+    assert table.read_bytes() == before
+    assert "box-a: table2: table2, table2_curve" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no Fig. 2 results"):
+        make_tables(["--root", str(tmp_path), "--only", "fig2"])
