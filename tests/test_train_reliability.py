@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from omegaconf import OmegaConf
 
 from adapterdrop.cli.train import result_config, train
 from adapterdrop.data import DataError
@@ -17,6 +19,16 @@ from adapterdrop.train import AdapterDropModule
 from adapterdrop.train import module as module_file
 from conftest import REPO
 from test_train import DATA_DIR, NEEDS_RTE, shrunk
+
+
+def _module_args(cfg) -> dict:
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    keys = ("model", "method", "drop", "optim", "seed")
+    return {k: plain[k] for k in keys} | {"task": plain["data"]["task"]}
+
+
+def _buffers(cfg) -> set[str]:
+    return {n for n, _ in AdapterDropModule(**_module_args(cfg)).named_buffers()}
 
 
 @pytest.fixture
@@ -95,6 +107,11 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, ca
     pid = point_id(result_config(cfg))
     checkpoint = tmp_path / "checkpoints" / "train" / pid / "last.ckpt"
     assert checkpoint.is_file() and seen == [0, 1, 2, 3]
+    saved = torch.load(checkpoint, weights_only=False)["state_dict"]
+    trained = {
+        n for n, p in AdapterDropModule(**_module_args(cfg)).named_parameters() if p.requires_grad
+    }
+    assert set(saved) <= trained | _buffers(cfg) and trained <= set(saved)  # no frozen weight
 
     def recorded(self, batch, batch_idx):
         seen.append(self.global_step)

@@ -161,6 +161,8 @@ class AdapterDropModule(pl.LightningModule):
             if self.drop.mode == "robust"
             else None
         )
+        # Checkpoints hold the trained weights only (``on_save_checkpoint``).
+        self.strict_loading = False
         self.eval_ns: list[int] = [self.drop.default_eval_n]
         self._eval_outputs: dict[int, list[torch.Tensor]] = {}
         self._eval_labels: list[torch.Tensor] = []
@@ -312,6 +314,12 @@ class AdapterDropModule(pl.LightningModule):
 
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep only what training changes: frozen weights are rebuilt when the run resumes
+        (the packaged checkpoint, or the same seed for random weights), so a MiniLM-L6
+        checkpoint is the adapter's few MB, not the backbone's 90."""
+        frozen = {name for name, p in self.named_parameters() if not p.requires_grad}
+        state = checkpoint["state_dict"]
+        checkpoint["state_dict"] = {k: v for k, v in state.items() if k not in frozen}
         if self.sampler is not None:
             checkpoint["robust_sampler"] = self.sampler.state_dict()
 
