@@ -6,13 +6,18 @@
 - ``${adapterdrop.num_layers:<model>}`` (conf/experiment/fig2_specialized.yaml): the layer count
   of a ``conf/model`` entry, from the model's own config (:func:`adapterdrop.models.num_layers`).
 - ``${adapterdrop.options:<group>}`` (conf/hydra/help/*.yaml): a config group's options for
-  ``--help``, nested folders included (``glue/rte``).
+  ``--help``, nested folders included (``glue/rte``); ``${adapterdrop.options:sweep,train}``
+  lists one subfolder's options with it as prefix (``train/layers``).
+- ``${adapterdrop.run_tag:}`` (conf/hydra/default.yaml): six random hex digits, drawn once per
+  config (cached like Hydra's ``${now:...}``, whose cache a multirun copies into every job), so
+  runs started in the same second get folders of their own (:func:`run_tag`).
 
 Compose-API users (tests, notebooks) get them by importing anything from ``adapterdrop``.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,8 +46,14 @@ def model_layers(model: Mapping[str, Any]) -> int:
     return num_layers(model)
 
 
-def group_options(group: str) -> str:
-    """``"a, b, glue/rte, ..."``: the options of ``group`` in the running app's search path."""
+def run_tag() -> str:
+    """Six random hex digits: with the start time, a run folder no other run shares."""
+    return secrets.token_hex(3)
+
+
+def group_options(group: str, under: str | None = None) -> str:
+    """``"a, b, glue/rte, ..."``: the options of ``group`` in the running app's search path;
+    with ``under``, those in its subfolder ``under`` only, named with that prefix."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.object_type import ObjectType
 
@@ -54,6 +65,8 @@ def group_options(group: str) -> str:
             names += walk(f"{path}/{sub}", f"{prefix}{sub}/")
         return names
 
+    if under is not None:
+        return ", ".join(sorted(walk(f"{group}/{under}", f"{under}/")))
     return ", ".join(sorted(walk(group, "")))
 
 
@@ -62,3 +75,4 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("adapterdrop.preset", resolve_preset, replace=True)
     OmegaConf.register_new_resolver("adapterdrop.num_layers", model_layers, replace=True)
     OmegaConf.register_new_resolver("adapterdrop.options", group_options, replace=True)
+    OmegaConf.register_new_resolver("adapterdrop.run_tag", run_tag, replace=True, use_cache=True)

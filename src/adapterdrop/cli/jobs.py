@@ -70,7 +70,14 @@ def failed_jobs(sweep_dir: Path) -> tuple[int, list[dict[str, Any]]]:
 
 
 class FailedJobsSummary(Callback):
-    """At the end of a multirun: one line per failed job, then a non-zero exit."""
+    """At the end of a multirun: one line per failed job, then a non-zero exit.
+
+    At its start, statuses an earlier sweep left in the same folder (``hydra.sweep.dir`` given
+    twice) are removed, so that only this sweep's jobs are counted."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        for stale in Path(config.hydra.sweep.dir).glob(f"*/{STATUS_FILE}"):
+            stale.unlink(missing_ok=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         total, failed = failed_jobs(Path(config.hydra.sweep.dir))
