@@ -91,6 +91,18 @@ reproduce-fig2: install ## Fig. 2: score vs dropped layers, standard/robust/spec
 	done
 	$(PY) -m adapterdrop.reporting --only fig2
 
+train: install ## One training run or sweep in .venv: make train ARGS="-m sweep=train/layers ..."
+	$(TRAIN) $(ARGS)
+
+bench: install ## One benchmark run or sweep in .venv: make bench ARGS="-m sweep=bench/tasks"
+	$(BENCH) $(ARGS)
+
+# W&B report of a project, one section per paper artefact (scripts/wandb_report.py -h); needs
+# the runs synced and W&B online: WANDB_MODE=online make report REPORT_ARGS="--entity <you>"
+REPORT_ARGS ?=
+report: install ## W&B report, a section per paper artefact (offline: says what to sync first)
+	$(PY) scripts/wandb_report.py $(REPORT_ARGS)
+
 check-data: install ## Parse every task in ADAPTERDROP_DATA_DIR (default ../shared/data), print counts
 	$(PY) scripts/check_data.py $(ADAPTERDROP_DATA_DIR)
 

@@ -28,8 +28,10 @@ def real_data_dir() -> Path:
 
 
 #: Settings that shrink any benchmark grid to seconds: tiny model, minimal timing budget, one
-#: thread (a busy 2-core machine stalls multi-threaded tiny kernels), fp32 so results are exact.
+#: thread (a busy 2-core machine stalls multi-threaded tiny kernels), fp32 so results are exact;
+#: no W&B run (tests/test_tracking.py checks those).
 TINY_BENCH = [
+    "logger=none",
     "model=tiny",
     "device=cpu",
     "dtype=fp32",

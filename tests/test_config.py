@@ -343,11 +343,14 @@ def help_groups(text: str) -> dict[str, str]:
 
 def test_help_lists_only_each_apps_real_choices():
     train = help_groups(app_help("train", []))
-    assert set(train) == {"experiment", "model", "data", "method", "trainer", "logger"}
+    assert set(train) == {"experiment", "model", "data", "method", "trainer", "logger", "sweep"}
     assert train["data"].split(", ") == options("data") and "_base" not in train["data"]
     assert train["experiment"].split(", ") == options("experiment")
+    assert train["sweep"].startswith(", ".join(f"train/{o}" for o in options("sweep/train")))
     bench = help_groups(app_help("bench", ["bench=table1"]))
-    assert set(bench) == {"bench", "preset", "model", "device"}
+    assert set(bench) == {"bench", "preset", "model", "device", "logger", "sweep"}
+    assert bench["sweep"].startswith(", ".join(f"bench/{o}" for o in options("sweep/bench")))
+    assert "train/" not in bench["sweep"] and "bench/" not in train["sweep"]
     assert bench["bench"].split(", ") == sorted(EXPERIMENTS)
     assert bench["preset"].startswith("auto, cpu, paper (those of bench=table1")
     assert bench["model"].split(", ") == options("model")

@@ -20,8 +20,9 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import Logger
 
+from adapterdrop import tracking
 from adapterdrop.artefacts import artefact_folder, find_artefact, save_artefact
 from adapterdrop.bench.environment import collect_environment
 from adapterdrop.cli import conf_dir
@@ -124,7 +125,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         path = result_path(root, experiment, pid)
         log.info("already measured: %s", path)
         return read_result(path)["metrics"]
-    with locked(root / experiment, f".{pid}.lock"):
+    with locked(root / experiment, f".{pid}.lock"), tracking.train_run(root, experiment, pid):
         remove_orphan_temporaries(root / experiment, pid)
         checkpoints = Path(cfg.paths.checkpoints_root) / experiment / pid
         adapter = None
@@ -218,11 +219,9 @@ def resume_checkpoint(folder: Path, every_n_steps: int | None) -> ModelCheckpoin
 
 
 def close_loggers(loggers: list[Logger]) -> None:
-    """Finish the wandb run, so that the next job of a multirun starts its own."""
-    if any(isinstance(logger, WandbLogger) for logger in loggers):
-        import wandb  # only here: importing wandb costs seconds that other runs need not pay
-
-        wandb.finish()
+    """Finish the wandb run, so that the next job of a multirun starts its own (inside
+    :func:`train` once its result is logged to it: :func:`adapterdrop.tracking.train_run`)."""
+    tracking.close_loggers(loggers)
 
 
 def _record(experiment: str, config: dict[str, Any], **outcome: Any) -> dict[str, Any]:
