@@ -421,8 +421,8 @@ def machine_tag(cfg: Mapping[str, Any]) -> str:
         return str(cfg["machine"])
     import torch
 
+    from adapterdrop.bench.devices import resolve_device
     from adapterdrop.bench.machine import fingerprint, tag
-    from adapterdrop.bench.workloads import resolve_device
 
     return tag(fingerprint(resolve_device(cfg.get("device", "auto")), torch.get_num_threads()))
 
