@@ -122,7 +122,7 @@ def test_bad_points_fail_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="same config"):
         run(tmp_path, rec, points=[POINTS[0], dict(POINTS[0])])
     with pytest.raises(ValueError, match="kind"):
-        run(tmp_path, rec, kind="eval")
+        run(tmp_path, rec, kind="timing")
     assert rec.calls == []
     assert not (tmp_path / "exp").exists()
 
