@@ -62,3 +62,17 @@ def test_which_overrides_change_a_setting():
     assert changes_setting("table2", ["model=tiny"])
     assert changes_setting("table2", ["+bench.method.init=zero_up"])
     assert changes_setting("table1", ["bench.num_tasks=[2]"])  # not an axis of Table 1
+
+
+def test_a_code_version_bump_remeasures_and_starts_the_tables_afresh(tmp_path, monkeypatch):
+    from adapterdrop.bench.experiments import table2
+
+    cfg = bench_cfg(tmp_path, "table2", *GRID, "bench.num_tasks=[2]")
+    first, _ = run_benchmark(cfg)
+    monkeypatch.setattr(table2, "CODE_VERSION", 2)
+    second, _ = run_benchmark(cfg)
+    assert len(second.measured) == 1 and second.measured != first.measured
+    manifest = json.loads((tmp_path / "tables" / "table2.run.json").read_text())
+    assert manifest["point_ids"] == second.measured and manifest["config"]["code_version"] == 2
+    old = tmp_path / "tables" / VARIANTS_DIR / f"table2-{setting_id('table2', cfg)}"
+    assert json.loads((old / "table2.run.json").read_text())["point_ids"] == first.measured

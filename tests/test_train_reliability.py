@@ -156,3 +156,12 @@ def test_a_multirun_names_every_failed_job_and_exits_non_zero(tmp_path):
     assert "optim.lr must be > 0, got -2" in done.stderr
     statuses = sorted(r["status"] for r in records(tmp_path))
     assert statuses == ["failed", "failed", "ok"]
+
+
+@NEEDS_RTE
+def test_a_training_code_version_bump_is_another_result(tmp_path, monkeypatch):
+    before = result_config(shrunk(tmp_path))
+    monkeypatch.setattr(module_file, "CODE_VERSION", 2)
+    after = result_config(shrunk(tmp_path))
+    assert "code_version" not in before and after["code_version"] == 2
+    assert point_id(after) != point_id(before)

@@ -74,7 +74,7 @@ def run_benchmark(
     paths = resolve_paths(cfg)
     name = cfg["bench"]["name"]
     experiment = get_experiment(name)
-    points = experiment.points(cfg)
+    cfg, points = with_code_version(experiment, cfg, experiment.points(cfg))
     summary = RunSummary()
     if cfg["measure"]:
         log.info("%s: results in %s", name, paths["results_root"])
@@ -93,3 +93,18 @@ def run_benchmark(
     return summary, build_tables(
         name, cfg, [point_id(p) for p in points], paths["results_root"], folder
     )
+
+
+def with_code_version(
+    experiment: Any, cfg: Mapping[str, Any], points: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Put the grid's ``CODE_VERSION`` into every point's identity and the tables' setting.
+
+    A grid bumps it when a change to what it measures changes its numbers: its points are then
+    remeasured (their ids change) and its tables start afresh (the old ones move to a variant
+    folder). Version 1 is the absence of the key, so results from before the key stay found.
+    """
+    version = getattr(experiment, "CODE_VERSION", 1)
+    if version == 1:
+        return dict(cfg), points
+    return {**cfg, "code_version": version}, [{**p, "code_version": version} for p in points]

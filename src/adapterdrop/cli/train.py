@@ -41,6 +41,7 @@ from adapterdrop.results import (
     write_result,
 )
 from adapterdrop.train import AdapterDropModule
+from adapterdrop.train import module as module_file
 from adapterdrop.train.preflight import check_run, check_writable
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ def result_config(
     if with_data:
         files = check_splits(cfg.data.task, cfg.data.data_dir, stages or run_stages(cfg))
         config["data_content"] = content_digests(files, get_task_spec(cfg.data.task))
+    if module_file.CODE_VERSION != 1:
+        config["code_version"] = module_file.CODE_VERSION
     return config
 
 

@@ -27,6 +27,9 @@ from adapterdrop.models import load_backbone
 from adapterdrop.train.robust import RobustDropSampler
 
 DROP_MODES = ("none", "specialized", "dynamic", "robust")
+#: Bump when a change to how a run trains or scores changes its numbers: runs then get new
+#: result ids and train again (version 1 adds no key, so earlier results stay found).
+CODE_VERSION = 1
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,10 @@ from adapterdrop.bench.experiments import efficiency_drop as drop
 from adapterdrop.bench.experiments import efficiency_multitask as multitask
 from adapterdrop.bench.experiments import efficiency_overheads as overheads
 
+#: Bump when a change to what this grid measures changes its numbers: its points are then
+#: remeasured and its tables start afresh (``bench.sweep.with_code_version``).
+CODE_VERSION = 1
+
 
 class Study(NamedTuple):
     points: Callable[[Mapping[str, Any]], list[dict[str, Any]]]

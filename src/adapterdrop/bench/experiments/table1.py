@@ -45,6 +45,10 @@ from adapterdrop.methods import build_method
 from adapterdrop.methods.bottleneck import bottleneck_size
 from adapterdrop.models import model_config
 
+#: Bump when a change to what this grid measures changes its numbers: its points are then
+#: remeasured and its tables start afresh (``bench.sweep.with_code_version``).
+CODE_VERSION = 1
+
 IMPLEMENTATIONS = ("ours", "adapterhub")
 METHODS = ("pfeiffer", "houlsby")
 

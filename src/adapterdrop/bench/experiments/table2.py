@@ -40,6 +40,10 @@ from adapterdrop.bench.validate import check_method, check_shapes
 from adapterdrop.checks import check_int, check_int_list
 from adapterdrop.models import num_layers
 
+#: Bump when a change to what this grid measures changes its numbers: its points are then
+#: remeasured and its tables start afresh (``bench.sweep.with_code_version``).
+CODE_VERSION = 1
+
 IMPLEMENTATIONS = ("ours", "adapterhub")
 
 

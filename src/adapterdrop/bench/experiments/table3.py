@@ -38,6 +38,10 @@ from adapterdrop.methods.bottleneck import bottleneck_size
 from adapterdrop.methods.fusion import fusion_regularization_loss
 from adapterdrop.models import model_config
 
+#: Bump when a change to what this grid measures changes its numbers: its points are then
+#: remeasured and its tables start afresh (``bench.sweep.with_code_version``).
+CODE_VERSION = 1
+
 IMPLEMENTATIONS = ("ours", "adapterhub")
 #: Timed set-ups: one adapter, the fusion of K adapters, and that fusion pruned.
 SETUPS = ("adapter", "fusion", "pruned")
