@@ -80,6 +80,12 @@ def test_the_swept_keys_come_from_the_sweeps_multirun_yaml(tmp_path):
     (tmp_path / "multirun.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(saved)))
     assert tracking.swept_keys(tmp_path / "multirun.yaml") == ["drop.n", "seed"]
     assert tracking.swept_keys(tmp_path / "absent.yaml") is None
+    # a command-line sweep: Hydra saves the sweeper's params as null
+    line = {
+        "hydra": {"sweeper": {"params": None}, "overrides": {"task": ["bench.num_tasks=[2],[4]"]}}
+    }
+    (tmp_path / "multirun.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(line)))
+    assert tracking.swept_keys(tmp_path / "multirun.yaml") == ["bench.num_tasks"]
 
 
 def test_the_training_table_has_a_row_per_dropped_depth():

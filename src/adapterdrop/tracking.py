@@ -153,8 +153,10 @@ def swept_keys(multirun_yaml: Path) -> list[str] | None:
     except (OSError, ValueError):
         return None
     hydra = saved.get("hydra", {})
-    params = hydra.get("sweeper", {}).get("params") or {}
-    raw = [f"{k}={v}" for k, v in OmegaConf.to_container(params, resolve=False).items()]
+    params = hydra.get("sweeper", {}).get("params")
+    # A command-line sweep has no sweeper params (null), only swept overrides.
+    plain = {} if params is None else OmegaConf.to_container(params, resolve=False)
+    raw = [f"{k}={v}" for k, v in plain.items()]
     raw += list(hydra.get("overrides", {}).get("task", []))
     parser = OverridesParser.create()
     keys: list[str] = []
