@@ -90,12 +90,14 @@ def check_method(
 
 
 def _config_keys(path: Path) -> set[str]:
-    """Keys a config file defines, plus the groups its defaults list selects."""
+    """Keys a config file defines, plus the groups its defaults list places in it (a group
+    packaged elsewhere, like ``/preset/<grid>@_global_``, adds no key here)."""
     node = OmegaConf.to_container(OmegaConf.load(path))
     keys = set(node) - {"defaults"}
     for entry in node.get("defaults", []):
         if isinstance(entry, dict):
-            keys |= {name.split("/")[0].removeprefix("override ") for name in entry}
+            names = (name.removeprefix("override ") for name in entry if "@" not in name)
+            keys |= {name.lstrip("/").split("/")[0] for name in names}
     return keys
 
 
