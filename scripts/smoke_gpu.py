@@ -222,6 +222,16 @@ def results_overrides(config: Path, root: Path) -> list[str]:
     return overrides
 
 
+def side_folder_overrides(config: Path, out: Path) -> list[str]:
+    """Resume checkpoints and saved adapters under ``out`` too, where the config has them."""
+    keys = ("checkpoints_root", "adapters_root")
+    return [
+        f"paths.{key}={out / key.removesuffix('_root')}"
+        for key in keys
+        if has_paths_key(config, key)
+    ]
+
+
 def device_overrides(kind: str, device: str) -> list[str]:
     """Bench: the paper presets' fp16 on CUDA with the tiny grid kept (preset=cpu stops the
     paper preset from resizing it), fp32 on one thread on CPU. Train: trainer=gpu (16-mixed)."""
@@ -276,6 +286,7 @@ def train_command(ctx: Context, name: str) -> list[str]:
         "trainer.enable_model_summary=false",
         *device_overrides("train", ctx.device),
         *results_overrides(REPO / "conf" / "paths" / "train.yaml", ctx.out / "results"),
+        *side_folder_overrides(REPO / "conf" / "paths" / "train.yaml", ctx.out),
         f"paths.output_dir={ctx.out / 'train' / name}",
         f"hydra.run.dir={ctx.out / 'hydra' / name}",
     ]

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import adapterdrop  # noqa: F401  (registers the ${adapterdrop.*} resolvers that conf/ uses)
+
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -49,7 +51,6 @@ def bench_cfg(tmp_path: Path, bench: str, *overrides: str) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    import adapterdrop  # noqa: F401  (registers the ${adapterdrop.*} resolvers that conf/ uses)
 
     every = [
         f"bench={bench}",

@@ -176,7 +176,10 @@ def test_an_offline_benchmark_run_holds_points_tables_and_their_result_files(tmp
         write_result(record, root)
         ids.append(point_id(config))
     summary = RunSummary(measured=[ids[0]], failed=[ids[1]], errors={ids[1]: "E: m"})
-    tables = {"table2": "| num_tasks | ours |\n| ---: | ---: |\n| 2 | 7.0 |\n"}
+    # a column mixing numbers with estimates and their CI, as the efficiency tables' paper rows do
+    tables = {
+        "table2": "| num_tasks | ours |\n| ---: | ---: |\n| 2 | 7.0 |\n| 4 | 1.31 [1.2, 1.4] |\n"
+    }
     cfg = {"bench": {"name": "table2"}, "machine": "box", "seed": 0}
     wandb_cfg = {"project": "adapterdrop", "offline": True, "save_dir": str(tmp_path / "out")}
     folder = tracking.log_benchmark(cfg, summary, tables, root, wandb_cfg)

@@ -491,7 +491,11 @@ def log_benchmark(
         for name, markdown in tables.items():
             columns, table_rows = parse_markdown_table(markdown)
             if columns:
-                logged[f"tables/{name}"] = wandb.Table(columns=columns, data=table_rows)
+                # A column may mix estimates with their CI ("1.31 [1.26, 1.37]") and plain
+                # numbers (the paper's row): a display table, so mixed types are fine.
+                logged[f"tables/{name}"] = wandb.Table(
+                    columns=columns, data=table_rows, allow_mixed_types=True
+                )
         run.log(logged, step=len(points))
         run.summary.update(
             {"measured": len(summary.measured), "skipped": len(summary.skipped)}
