@@ -51,7 +51,6 @@ def bench_cfg(tmp_path: Path, bench: str, *overrides: str) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-
     every = [
         f"bench={bench}",
         *TINY_BENCH,
