@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from adapterdrop.data.identity import file_digest
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.heads import MultiTaskModel
 from adapterdrop.methods import build_method
@@ -215,14 +216,6 @@ def task_tensors(model: MultiTaskModel, task: str) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()}"
-
-
 # ---------------------------------------------------------------------------- save
 def save_artefact(
     model: MultiTaskModel,
@@ -280,7 +273,7 @@ def save_artefact(
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
         save_file(tensors, str(staging / TENSORS_FILE), metadata={"format": FORMAT})
-        meta["tensors"]["sha256"] = _file_digest(staging / TENSORS_FILE)
+        meta["tensors"]["sha256"] = file_digest(staging / TENSORS_FILE, length=None)
         (staging / SIDECAR_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         for path in staging.iterdir():
             with open(path, "rb") as fh:
@@ -414,7 +407,7 @@ def load_weights(
         _check_shared_backbone(artefact, encoder, task)
         check_backbone(artefact, encoder, backbone_name)
     path = artefact.tensors_path
-    if _file_digest(path) != artefact.meta["tensors"]["sha256"]:
+    if file_digest(path, length=None) != artefact.meta["tensors"]["sha256"]:
         raise ArtefactError(f"{path} does not match the digest in its {SIDECAR_FILE}")
     saved = load_file(str(path))
     target = task_tensors(model, task)

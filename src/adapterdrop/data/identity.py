@@ -17,12 +17,13 @@ from adapterdrop.data.spec import TaskSpec
 DIGEST_LENGTH = 16
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: Path, length: int | None = DIGEST_LENGTH) -> str:
+    """``sha256:<hex>`` of a file's bytes, cut to ``length`` hex digits (``None``: all)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    return f"sha256:{digest.hexdigest()[:DIGEST_LENGTH]}"
+    return f"sha256:{digest.hexdigest()[:length]}"
 
 
 def content_digests(files: Mapping[str, Path | None], spec: TaskSpec) -> dict[str, str]:

@@ -4,8 +4,8 @@
 The notebooks read their results root and figures folder from ``ADAPTERDROP_RESULTS_DIR`` and
 ``ADAPTERDROP_FIGURES_DIR`` (their first, ``parameters`` cell), which this runner sets; the
 notebook files themselves are never written (no outputs to commit). Fig. 2's majority-class
-baseline reads the dev labels from ``ADAPTERDROP_DATA_DIR`` (set by the Makefile when
-``../shared/data`` exists; empty leaves the baseline out).
+baseline reads the dev labels from ``ADAPTERDROP_DATA_DIR`` (the Makefile sets it when a data
+folder is found; empty leaves the baseline out).
 
     python -m adapterdrop.reporting.notebooks [--results results] [--out results/figures]
         [--only table2,fig2]
