@@ -17,6 +17,7 @@ from adapterdrop.bench.timer import Timed, measure, measure_interleaved
 from conftest import bench_cfg
 
 SETUP_SLEEP_S = 0.05
+ROUNDS = 3
 
 
 def test_a_setup_that_sleeps_shows_no_sleep_in_the_samples():
@@ -137,18 +138,22 @@ def test_adapterhub_in_a_table2_point_times_like_adapterhub_alone(tmp_path):
     shape = ("bench.batch_size=1", "bench.seq_len=8", "bench.dropped_layers=all")
     point = _tiny_table2_point(tmp_path, *shape, "timing.min_reps=30", "threads=1")
     torch.set_num_threads(1)
-    _, samples = table2.measure(point)
     encoder, reference = table2._models(point)
     ids, mask = table2.random_inputs(
         encoder.backbone.config.vocab_size, point["batch_size"], point["seq_len"], "cpu"
     )
     last = point["dropped_layers"][-1]
     hub = reference.parallel_forward(table2.task_names(point["num_tasks"]), last)
-    hub.activate()  # once: AdapterHub alone never switches
-    with torch.inference_mode():
-        alone = measure(lambda: hub.forward(ids, mask), warmup=2, min_reps=30, min_seconds=0.2)
+    in_point, alone = [], []
+    # Alternating rounds: a shared CPU that slows down for a while slows both sides alike.
+    for _ in range(ROUNDS):
+        _, samples = table2.measure(point)
+        in_point += samples[f"adapterhub@n={last}"]
+        hub.activate()  # once per round: AdapterHub alone never switches
+        with torch.inference_mode():
+            alone += measure(lambda: hub.forward(ids, mask), warmup=2, min_reps=30, min_seconds=0.2)
     # Fastest calls: the least disturbed by other work on a busy machine.
-    assert 0.8 < min(samples[f"adapterhub@n={last}"]) / min(alone) < 1.2
+    assert 0.8 < min(in_point) / min(alone) < 1.2
 
 
 @pytest.mark.filterwarnings("ignore::adapterdrop.bench.stats.HighSpreadWarning")
