@@ -14,9 +14,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from adapterdrop.bench import devices
+from adapterdrop.bench.environment import static_environment
 from adapterdrop.bench.experiments import EXPERIMENTS, get_experiment
 from adapterdrop.bench.settings import TIMING_KEYS
 from adapterdrop.cli.train import result_config
+from adapterdrop.config import training_precision
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
 from adapterdrop.models import load_backbone
@@ -268,14 +271,16 @@ def identity(cfg: DictConfig) -> dict:
 
 
 @pytest.mark.skipif(not stored_fig2_results(), reason="no stored Fig. 2 results")
-def test_fig2_experiments_compose_the_stored_results_configs():
-    """The settings that were FIG2_ARGS live in conf/experiment/fig2_*.yaml: the plain commands
-    compose exactly the configs (and point ids) of results/raw/fig2_*, so skip_measured finds
-    them."""
+def test_fig2_experiments_compose_the_stored_results_configs(monkeypatch):
+    """The settings that were FIG2_ARGS live in conf/experiment/fig2_*.yaml: on a CPU like the
+    one that trained them (its flags decide the precision) the plain commands compose exactly
+    the configs (and point ids) of results/raw/fig2_*, so skip_measured finds them."""
     paths = stored_fig2_results()
     for path in paths[:2] + paths[-6:]:  # a few of every experiment
         record = json.loads(path.read_text())
         stored = record["config"]
+        cpu = {**static_environment()["cpu"], "flags": record["environment"]["cpu"]["flags"]}
+        monkeypatch.setattr(devices, "static_environment", lambda cpu=cpu: {"cpu": cpu})
         overrides = [f"experiment={stored['experiment_name']}", f"data={stored['data']['task']}"]
         if stored["drop"]["mode"] == "specialized":
             overrides.append(f"drop.n={stored['drop']['n']}")
@@ -297,12 +302,38 @@ def test_fig2_specialized_sweeps_every_layer_of_the_model(model, layers):
     assert cfg.drop.mode == "specialized" and cfg.drop.n == 0  # a single run: n = 0
 
 
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [({"avx2": True, "avx512_bf16": True}, "bf16-mixed"), ({"avx2": True}, "32-true")],
+)
+def test_cpu_training_precision_is_bf16_only_with_native_bf16(monkeypatch, flags, expected):
+    environment = {**static_environment(), "cpu": {**static_environment()["cpu"], "flags": flags}}
+    monkeypatch.setattr(devices, "static_environment", lambda: environment)
+    cfg = composed("train", ["trainer=cpu"])  # the resolved config: what a result stores
+    assert cfg["trainer"]["precision"] == expected
+    forced = composed("train", ["trainer=cpu", "trainer.precision=bf16-mixed"])
+    assert forced["trainer"]["precision"] == "bf16-mixed"
+
+
+def test_gpu_training_precision_needs_cuda_and_unknown_accelerators_are_named(monkeypatch):
+    monkeypatch.setattr(devices.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "nvidia_smi_gpus", lambda: [])
+    with pytest.raises(ValueError, match="device=cuda requested"):
+        training_precision("gpu")
+    monkeypatch.setattr(devices.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(devices.torch.cuda, "is_bf16_supported", lambda: False)
+    assert training_precision("gpu") == "16-mixed"
+    with pytest.raises(ValueError, match=r"'tpu'.*\['cpu', 'gpu'\]"):
+        training_precision("tpu")
+
+
 def test_fig2_experiments_hold_the_cpu_settings_and_override_groups():
     for name in ("fig2_standard", "fig2_robust", "fig2_specialized"):
         text = (CONF / "experiment" / f"{name}.yaml").read_text()
         assert "override /trainer: cpu" in text and "override /model: minilm-l6" in text
         cfg = composed("train", [f"experiment={name}"])
-        assert cfg["trainer"]["precision"] == "bf16-mixed" and cfg["trainer"]["max_epochs"] == 3
+        assert cfg["trainer"]["precision"] == training_precision("cpu")
+        assert cfg["trainer"]["max_epochs"] == 3
         assert cfg["optim"]["lr"] == 1e-3 and cfg["model"]["name"] == "minilm-l6"
     makefile = (CONF.parent / "Makefile").read_text()
     assert "range(" not in makefile and "trainer=cpu" not in makefile

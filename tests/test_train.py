@@ -18,6 +18,7 @@ from adapterdrop.artefacts import read_artefact
 from adapterdrop.cli import conf_dir
 from adapterdrop.cli import train as cli_train
 from adapterdrop.cli.train import find_trained_adapter, instantiate_loggers, result_config, train
+from adapterdrop.config import training_precision
 from adapterdrop.results import point_id, read_result, result_path
 from adapterdrop.train import AdapterDropModule, RobustDropSampler
 from adapterdrop.train import module as module_file
@@ -120,7 +121,7 @@ def test_primary_config_composes_with_every_launcher_and_fig2_experiment():
     specialized = compose_train("experiment=fig2_specialized", hydra_cfg=True)
     assert specialized.drop.mode == "specialized"
     assert specialized.hydra.sweeper.params["drop.n"] == "range(0,6)"
-    assert compose_train("trainer=cpu").trainer.precision == "bf16-mixed"
+    assert compose_train("trainer=cpu").trainer.precision == training_precision("cpu")
 
 
 def test_wandb_logger_is_offline_by_default_and_none_means_no_logger(monkeypatch):
