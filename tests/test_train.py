@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import statistics
 from itertools import pairwise
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from adapterdrop.cli import train as cli_train
 from adapterdrop.cli.train import find_trained_adapter, instantiate_loggers, result_config, train
 from adapterdrop.config import training_precision
 from adapterdrop.results import point_id, read_result, result_path
-from adapterdrop.train import AdapterDropModule, RobustDropSampler
+from adapterdrop.train import AdapterDropModule, RobustDropSampler, clock
 from adapterdrop.train import module as module_file
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -384,3 +386,36 @@ def test_bf16_mixed_precision_trains_on_cpu():
 def test_csv_logger_config_instantiates(tmp_path):
     [logger] = instantiate_loggers(shrunk(tmp_path).logger)
     assert isinstance(logger, CSVLogger)
+
+
+@NEEDS_RTE
+def test_a_run_records_its_step_times_and_the_training_time_to_its_best_score(tmp_path):
+    cfg = shrunk(tmp_path, "experiment=fig2_robust", "trainer.max_steps=4")
+    metrics = train(cfg)
+    pid = point_id(result_config(cfg))
+    record = read_result(result_path(tmp_path / "results", "fig2_robust", pid))
+    steps, evals = record["samples"][clock.STEP_S], record["samples"][clock.EVAL_STEP_S]
+    # 16 examples at batch 8: 2 steps per epoch, each epoch validated over its 2 batches; the
+    # sanity check and the final all-depth validation are not counted
+    assert len(steps) == 4 and len(evals) == 2 * 2 and min(steps) > 0
+    assert metrics[clock.STEP_S] == pytest.approx(statistics.median(steps))
+    assert metrics[clock.TRAIN_S] == pytest.approx(sum(steps))
+    assert metrics[clock.BEST_STEP] in (2.0, 4.0)
+    best_at = sum(steps[: int(metrics[clock.BEST_STEP])])
+    assert metrics[clock.BEST_S] == pytest.approx(best_at)
+
+
+def test_the_clock_keeps_its_readings_through_a_checkpoint():
+    first = clock.TrainingClock("val/accuracy")
+    first.step_seconds, first.eval_seconds, first.best = [0.5, 0.25], [0.1], (0.7, 0.75, 2)
+    resumed = clock.TrainingClock("val/accuracy")
+    resumed.load_state_dict(torch.load(_saved(first.state_dict()), weights_only=True))
+    assert resumed.metrics() == first.metrics() and resumed.samples() == first.samples()
+    assert resumed.metrics()[clock.BEST_S] == 0.75
+
+
+def _saved(state: dict) -> io.BytesIO:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer

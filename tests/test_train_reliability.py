@@ -17,6 +17,7 @@ from adapterdrop.data import DataError
 from adapterdrop.results import iter_result_files, point_id, read_result, result_path
 from adapterdrop.train import AdapterDropModule
 from adapterdrop.train import module as module_file
+from adapterdrop.train.clock import STEP_S
 from conftest import REPO
 from test_train import DATA_DIR, NEEDS_RTE, shrunk
 
@@ -123,7 +124,9 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, ca
         metrics = train(shrunk(tmp_path, *overrides))
     assert f"resuming from {checkpoint}" in caplog.text
     assert seen == [2, 3]  # steps 0 and 1 were not redone
-    assert read_result(result_path(tmp_path / "results", "train", pid))["metrics"] == metrics
+    record = read_result(result_path(tmp_path / "results", "train", pid))
+    assert record["metrics"] == metrics
+    assert len(record["samples"][STEP_S]) == 4  # the clock resumed too: 2 saved + 2 new steps
     assert not checkpoint.parent.exists()  # the result is written: nothing left to resume
     assert not result_path(tmp_path / "results", "train", pid, "failed").exists()
 

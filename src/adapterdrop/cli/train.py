@@ -42,6 +42,7 @@ from adapterdrop.results import (
 )
 from adapterdrop.train import AdapterDropModule
 from adapterdrop.train import module as module_file
+from adapterdrop.train.clock import TrainingClock
 from adapterdrop.train.preflight import check_run, check_writable
 
 log = logging.getLogger(__name__)
@@ -136,12 +137,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
             adapter = artefact_folder(adapters_root, experiment, pid)
         training = {"experiment": experiment, "point_id": pid, "config": config}
         try:
-            metrics = _run(cfg, checkpoints, adapter, training)
+            metrics, samples = _run(cfg, checkpoints, adapter, training)
         except Exception as err:
             write_result(_record(experiment, config, error=error_block(err)), root)
             raise
         saved = None if adapter is None else {"adapter": str(adapter)}
-        record = _record(experiment, config, metrics=metrics, artefacts=saved)
+        record = _record(experiment, config, metrics=metrics, samples=samples, artefacts=saved)
         log.info("result: %s", write_result(record, root))
     shutil.rmtree(checkpoints, ignore_errors=True)  # the result is written: nothing to resume
     return metrics
@@ -170,7 +171,8 @@ def _run(
     checkpoints: Path,
     adapter: Path | None = None,
     training: Mapping[str, Any] | None = None,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """The run's metrics, and the raw step times behind its timing metrics."""
     pl.seed_everything(cfg.seed, workers=True)
     module = AdapterDropModule(
         model=OmegaConf.to_container(cfg.model, resolve=True),
@@ -187,15 +189,17 @@ def _run(
         )
     datamodule = hydra.utils.instantiate(cfg.data, tokenizer=module.tokenizer)
     loggers = instantiate_loggers(cfg.get("logger"))
-    callbacks = []
+    clock = TrainingClock(f"val/{module.spec.main_metric}")
+    callbacks: list[pl.Callback] = [clock]
     if cfg.resume:
         callbacks.append(resume_checkpoint(checkpoints, cfg.checkpoint_every_n_steps))
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         logger=loggers or False,
         callbacks=callbacks,
-        enable_checkpointing=bool(callbacks),
+        enable_checkpointing=cfg.resume,
     )
+    log.info("precision %s on %s", trainer.precision, trainer.accelerator.__class__.__name__)
     for logger in loggers:
         logger.log_hyperparams(result_config(cfg, with_data=False))
     last = checkpoints / "last.ckpt"
@@ -203,7 +207,8 @@ def _run(
     if ckpt_path:
         log.info("resuming from %s", last)
     try:
-        return _fit_and_evaluate(cfg, trainer, module, datamodule, ckpt_path, adapter, training)
+        metrics = _fit_and_evaluate(cfg, trainer, module, datamodule, ckpt_path, adapter, training)
+        return {**metrics, **clock.metrics()}, clock.samples()
     finally:
         close_loggers(loggers)
 
