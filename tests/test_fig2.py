@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 import pandas as pd
 import pytest
 
 from adapterdrop.cli.train import train
+from adapterdrop.data import get_task_spec
 from adapterdrop.reporting.fig2 import fig2_scores, fig2_tables, load_fig2_runs, write_fig2_tables
 from adapterdrop.results import iter_result_files
 from test_train import NEEDS_RTE, TINY_LAYERS, shrunk
@@ -65,6 +67,8 @@ def test_a_standard_run_without_the_depth_sweep_is_refused():
             "path": "x.json",
             "config.data.task": "glue/rte",
             "config.model.name": "tiny",
+            "config.trainer.precision": "32-true",
+            "config.seed": 42,
             "metrics.val/accuracy": 0.5,
         }
     )
@@ -72,27 +76,108 @@ def test_a_standard_run_without_the_depth_sweep_is_refused():
         fig2_scores(pd.DataFrame([run]))
 
 
-def test_seeds_are_averaged_and_counted():
-    scores = pd.DataFrame(
+def _scores(
+    rows: list[tuple[str, str, int, float]], task: str = "glue/mrpc", seed: int = 42, **setting
+) -> pd.DataFrame:
+    """Score rows ``(variant, metric, n, score)`` of one model, task and seed."""
+    columns = ["variant", "metric", "dropped_layers", "score"]
+    frame = pd.DataFrame(rows, columns=columns)
+    defaults = {"limit_examples": None, "precision": "32-true", "path": f"seed{seed}.json"}
+    frame = frame.assign(model="m", task=task, seed=seed, **{**defaults, **setting})
+    frame["limit_examples"] = frame["limit_examples"].astype("Int64")
+    return frame
+
+
+def _seeded(curves: dict[int, dict[str, list[float]]], task: str = "glue/rte") -> pd.DataFrame:
+    """``{seed: {variant: [score at n = 0, 1, ...]}}`` as score rows of the main metric."""
+    metric = get_task_spec(task).main_metric
+    frames = [
+        _scores(
+            [(v, metric, n, s) for v, curve in by_variant.items() for n, s in enumerate(curve)],
+            task=task,
+            seed=seed,
+        )
+        for seed, by_variant in curves.items()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_seeds_give_mean_std_and_run_count_per_n():
+    scores = _seeded(
         {
-            "variant": ["standard", "standard", "standard"],
-            "model": "m",
-            "task": "glue/rte",
-            "metric": "accuracy",
-            "dropped_layers": [0, 0, 1],
-            "score": [0.6, 0.8, 0.5],
+            42: {"standard": [0.6, 0.5], "robust": [0.5, 0.4]},
+            43: {"standard": [0.8, 0.5], "robust": [0.7, 0.6]},
+            44: {"standard": [0.7, 0.2], "robust": [0.6, 0.5]},
         }
     )
-    table = fig2_tables(scores)["fig2"]
+    tables = fig2_tables(scores)
+    table = tables["fig2"].set_index("dropped_layers")
+    assert table["standard"].tolist() == pytest.approx([0.7, 0.4])
+    assert table["standard_std"].tolist() == pytest.approx(
+        [statistics.stdev([0.6, 0.8, 0.7]), statistics.stdev([0.5, 0.5, 0.2])]
+    )
+    assert table["robust_std"][1] == pytest.approx(statistics.stdev([0.4, 0.6, 0.5]))
+    assert table["standard_runs"].tolist() == [3, 3] and table["robust_runs"].tolist() == [3, 3]
+    relative = tables["fig2_relative"]
+    rte = relative[relative["task"] == "glue/rte"].set_index("dropped_layers")
+    assert rte["robust"][1] == pytest.approx(0.5 / 0.7)
+    assert rte["standard_std"][1] == pytest.approx(statistics.stdev([0.5, 0.5, 0.2]) / 0.7)
+
+
+def test_one_run_has_no_std_and_uneven_run_counts_are_counted():
+    scores = _scores([("standard", "accuracy", 0, 0.6), ("standard", "accuracy", 1, 0.5)])
+    scores = pd.concat([scores, _scores([("standard", "accuracy", 0, 0.8)], seed=43)])
+    tables = fig2_tables(scores)
+    table = tables["fig2"]
     assert table["standard"].tolist() == pytest.approx([0.7, 0.5])
     assert table["standard_runs"].tolist() == [2, 1]
-    assert fig2_tables(scores)["fig2_relative"]["standard"].iloc[1] == pytest.approx(0.5 / 0.7)
+    assert table["standard_std"].notna().tolist() == [True, False]
+    assert tables["fig2_relative"]["standard"].iloc[1] == pytest.approx(0.5 / 0.7)
 
 
-def _scores(rows: list[tuple[str, str, int, float]], task: str = "glue/mrpc") -> pd.DataFrame:
-    """Score rows ``(variant, metric, n, score)`` of one model and task."""
-    columns = ["variant", "metric", "dropped_layers", "score"]
-    return pd.DataFrame(rows, columns=columns).assign(model="m", task=task)
+def test_the_mean_over_tasks_has_the_spread_of_a_mean_of_independent_runs():
+    rte = _seeded({42: {"standard": [0.6, 0.3]}, 43: {"standard": [0.8, 0.5]}})
+    sts = _seeded({42: {"standard": [0.8, 0.6]}, 43: {"standard": [0.8, 0.8]}}, "glue/stsb")
+    relative = fig2_tables(pd.concat([rte, sts], ignore_index=True))["fig2_relative"]
+    mean = relative[relative["task"] == "mean"].set_index("dropped_layers")
+    assert mean["standard"][1] == pytest.approx((0.4 / 0.7 + 0.7 / 0.8) / 2)
+    rte_std, sts_std = statistics.stdev([0.3, 0.5]) / 0.7, statistics.stdev([0.6, 0.8]) / 0.8
+    assert mean["standard_std"][1] == pytest.approx((rte_std**2 + sts_std**2) ** 0.5 / 2)
+
+
+def test_subsets_and_precisions_are_curves_of_their_own():
+    rows = [("standard", "f1", 0, 0.6), ("standard", "f1", 1, 0.3)]
+    frames = [_scores(rows), _scores(rows, limit_examples=8000), _scores(rows, precision="bf16")]
+    tables = fig2_tables(pd.concat(frames, ignore_index=True))
+    table = tables["fig2"]
+    assert len(table) == 6 and (table["standard_runs"] == 1).all()
+    assert table["limit_examples"].dropna().unique().tolist() == [8000]
+    relative = tables["fig2_relative"]
+    assert set(relative.loc[relative["task"] == "mean", "precision"]) == {"32-true", "bf16"}
+
+
+def test_two_runs_of_one_seed_on_one_curve_are_refused_with_their_files():
+    rows = [("standard", "accuracy", 0, 0.6)]
+    frames = [_scores(rows, path="a.json"), _scores(rows, path="b.json")]
+    with pytest.raises(ValueError, match=r"2 runs of seed 42: a\.json, b\.json"):
+        fig2_tables(pd.concat(frames, ignore_index=True))
+
+
+def test_the_seed_subset_and_precision_are_read_from_the_result():
+    run = pd.Series(
+        {
+            "experiment": "fig2_robust",
+            "path": "x.json",
+            "config.data.task": "glue/sst2",
+            "config.data.limit_examples": 8000,
+            "config.model.name": "tiny",
+            "config.trainer.precision": "32-true",
+            "config.seed": 43,
+            "metrics.val/accuracy@n=0": 0.8,
+        }
+    )
+    [row] = fig2_scores(pd.DataFrame([run])).to_dict("records")
+    assert (row["seed"], row["limit_examples"], row["precision"]) == (43, 8000, "32-true")
 
 
 def test_every_logged_metric_gets_rows_and_the_mean_uses_main_metrics_only():
@@ -130,6 +215,8 @@ def test_secondary_metrics_are_read_from_the_depth_sweep():
             "path": "x.json",
             "config.data.task": "glue/mrpc",
             "config.model.name": "tiny",
+            "config.trainer.precision": "32-true",
+            "config.seed": 42,
             "metrics.val/f1@n=0": 0.8,
             "metrics.val/f1@n=1": 0.7,
             "metrics.val/accuracy@n=0": 0.6,

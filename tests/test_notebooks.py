@@ -265,6 +265,30 @@ def test_fig2_figure_draws_baselines_and_the_paper(results_root):
     assert star.get_ydata()[0] == pytest.approx(97.1)
 
 
+def test_fig2_figure_draws_the_seed_spread_as_a_band_and_names_the_setting():
+    table = pd.DataFrame(
+        {
+            "model": "minilm-l6",
+            "task": "glue/sst2",
+            "limit_examples": 8000,
+            "precision": "32-true",
+            "metric": "accuracy",
+            "dropped_layers": [0, 1, 2],
+            "standard": [0.8, 0.7, 0.4],
+            "standard_std": [0.02, 0.05, np.nan],
+            "standard_runs": [3, 3, 1],
+            "robust": [0.78, 0.75, 0.7],
+        }
+    )
+    fig = figures.fig2_figure(table)
+    [ax] = [a for a in fig.axes if a.axison]
+    assert "8000-example subsets, 32-true precision" in ax.get_title()
+    [band] = ax.collections  # robust has no std column: no band of its own
+    heights = band.get_paths()[0].vertices[:, 1]
+    assert heights.min() == pytest.approx(0.65) and heights.max() == pytest.approx(0.82)
+    assert "1/3 runs (seeds) per point; bands: mean +/- 1 std" in _labels(ax)
+
+
 def test_save_figure_writes_png_and_pdf(tmp_path):
     fig = Figure()
     ax = fig.subplots()

@@ -7,8 +7,12 @@ Built from training results only (``results/raw/fig2_*``), like every other tabl
 * ``robust``: one adapter trained with n ~ U{0..L-1} per batch, scored the same way;
 * ``specialized``: one adapter per n, built without adapters below layer n, scored at that n.
 
-``fig2`` has one row per (model, task, metric, n) with the three scores (means over seeds,
-with the run count); ``fig2_relative`` divides them by the standard adapter's score at n = 0,
+``fig2`` has one row per curve point (model, task, training subset, precision, metric, n) with
+each variant's mean over seeds, its standard deviation (``<variant>_std``, sample std: blank
+for one run) and its run count (``<variant>_runs``, one run per seed). ``limit_examples`` is
+the seeded subset each split was cut to (``data.limit_examples``; blank: the whole split), and
+``precision`` the trainer's, since runs in bf16 and fp32 are different settings, not seeds.
+``fig2_relative`` divides the means and deviations by the standard adapter's mean at n = 0,
 the form of the paper's "with 5 dropped layers specialized keeps 97.1 % and robust 95.4 %".
 ``python -m adapterdrop.reporting`` (``make tables``) writes them to ``results/tables/``.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from adapterdrop.data import get_task_spec
@@ -25,7 +30,9 @@ from adapterdrop.reporting.tables import load_ok_results, write_table
 
 #: Result experiment name (``experiment_name`` of ``conf/experiment/fig2_*.yaml``) -> curve.
 VARIANTS = {"fig2_standard": "standard", "fig2_robust": "robust", "fig2_specialized": "specialized"}
-KEYS = ["model", "task", "metric", "dropped_layers"]
+#: What one curve is: runs that agree on these are seeds of one setting.
+CURVE = ["model", "task", "limit_examples", "precision", "metric"]
+KEYS = [*CURVE, "dropped_layers"]
 
 
 def _depth_scores(run: pd.Series, variant: str, metric: str) -> dict[int, float]:
@@ -42,7 +49,8 @@ def _depth_scores(run: pd.Series, variant: str, metric: str) -> dict[int, float]
 
 
 def fig2_scores(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (variant, model, task, metric, n, run), for every metric of the task.
+    """One row per (variant, curve, n, run), for every metric of the task, with the run's
+    seed and result file.
 
     The main metric must be there; others are kept where logged. One metric can mislead:
     on MRPC a model answering "equivalent" to every pair scores 0.81 F1, so F1 barely moves
@@ -53,7 +61,16 @@ def fig2_scores(runs: pd.DataFrame) -> pd.DataFrame:
         variant = VARIANTS[run["experiment"]]
         task = run["config.data.task"]
         spec = get_task_spec(task)
-        base = {"variant": variant, "model": run["config.model.name"], "task": task}
+        limit = run.get("config.data.limit_examples")
+        base = {
+            "variant": variant,
+            "model": run["config.model.name"],
+            "task": task,
+            "limit_examples": None if limit is None or pd.isna(limit) else int(limit),
+            "precision": str(run["config.trainer.precision"]),
+            "seed": int(run["config.seed"]),
+            "path": run["path"],
+        }
         for metric in spec.metrics:
             scores = _depth_scores(run, variant, metric)
             if not scores and metric == spec.main_metric:
@@ -65,34 +82,71 @@ def fig2_scores(runs: pd.DataFrame) -> pd.DataFrame:
                 {**base, "metric": metric, "dropped_layers": n, "score": float(s)}
                 for n, s in scores.items()
             ]
-    return pd.DataFrame(rows)
+    scores = pd.DataFrame(rows)
+    if not scores.empty:
+        scores["limit_examples"] = scores["limit_examples"].astype("Int64")
+    return scores
+
+
+def check_one_run_per_seed(scores: pd.DataFrame) -> None:
+    """Refuse two runs of one seed on one curve: they differ in a setting the table does not
+    show (epochs, learning rate, ...), and averaging them would pass a setting off as seeds."""
+    run = [*KEYS, "variant", "seed"]
+    twice = scores[scores.duplicated(run, keep=False)]
+    if not twice.empty:
+        (_, group), *_ = twice.groupby(run, dropna=False, sort=False)
+        first, paths = group.iloc[0], sorted(set(group["path"]))
+        raise ValueError(
+            f"{first['variant']} {first['task']} ({first['model']}, {first['precision']}) has "
+            f"{len(paths)} runs of seed {first['seed']}: {', '.join(map(str, paths))}; they "
+            "differ in settings that Fig. 2 does not separate, so move all but one away"
+        )
+
+
+def _spread_of_mean(stds: pd.Series) -> float:
+    """Standard deviation of the mean of independent scores with these deviations (NaN when
+    any is unknown)."""
+    return float(np.sqrt((stds**2).sum(min_count=len(stds)))) / len(stds)
 
 
 def fig2_tables(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """``fig2`` (scores per variant and n) and ``fig2_relative`` (over standard at n = 0).
+    """``fig2`` (mean, std and runs per variant and n) and ``fig2_relative`` (means and stds
+    over the standard adapter's mean at n = 0).
 
     A metric that some variant did not log (a standard run trained before the depth sweep
     logged it, say) is left out. The ``mean`` rows of ``fig2_relative`` average each task's
-    main metric only, so a task with two metrics does not count twice.
+    main metric only, so a task with two metrics does not count twice; their std is that of a
+    mean over tasks of one run each (tasks' runs are independent trainings).
     """
-    grouped = scores.groupby([*KEYS, "variant"])["score"]
-    means = grouped.mean().unstack("variant")
-    counts = grouped.size().unstack("variant").add_suffix("_runs")
-    variants = [v for v in VARIANTS.values() if v in means]
-    table = pd.concat([means[variants], counts[[f"{v}_runs" for v in variants]]], axis=1)
+    check_one_run_per_seed(scores)
+    stats = scores.groupby([*KEYS, "variant"], dropna=False)["score"].agg(["mean", "std", "size"])
+    stats = stats.unstack("variant")
+    variants = [v for v in VARIANTS.values() if v in stats["mean"]]
+    stds = [f"{v}_std" for v in variants]
+    table = pd.concat(
+        [
+            stats["mean"][variants],
+            stats["std"][variants].add_suffix("_std"),
+            stats["size"][variants].add_suffix("_runs").astype("Int64"),
+        ],
+        axis=1,
+    )
     table = table.reset_index().sort_values(KEYS, ignore_index=True)
-    logged = table.groupby(["model", "task", "metric"])[variants].transform("count").gt(0)
+    logged = table.groupby(CURVE, dropna=False)[variants].transform("count").gt(0)
     table = table[logged.all(axis=1)].reset_index(drop=True)
     relative = table[KEYS].copy()
     if "standard" in table:
-        curve = ["model", "task", "metric"]
-        at_zero = table[table["dropped_layers"] == 0].set_index(curve)["standard"]
-        reference = table.set_index(curve).index.map(at_zero)
-        for variant in variants:
-            relative[variant] = table[variant].to_numpy() / reference.to_numpy()
+        at_zero = table.loc[table["dropped_layers"] == 0, [*CURVE, "standard"]]
+        reference = table[CURVE].merge(
+            at_zero.rename(columns={"standard": "reference"}), on=CURVE, how="left"
+        )["reference"]
+        for column in [*variants, *stds]:
+            relative[column] = table[column].to_numpy() / reference.to_numpy()
         main = relative["metric"] == relative["task"].map(lambda t: get_task_spec(t).main_metric)
-        mean = relative[main].groupby(["model", "dropped_layers"])[variants].mean().reset_index()
+        by = relative[main].groupby(["model", "precision", "dropped_layers"])
+        mean = by[variants].mean().join(by[stds].agg(_spread_of_mean)).reset_index()
         relative = pd.concat([relative, mean.assign(task="mean", metric="")], ignore_index=True)
+        relative = relative[[*KEYS, *variants, *stds]]
     return {"fig2": table, "fig2_relative": relative}
 
 

@@ -42,6 +42,8 @@ MACHINE_LINESTYLES = ("-", "--", "-.", ":")
 PAPER_FIG2_RELATIVE = {"specialized": {5: 0.971}, "robust": {5: 0.954}}
 PAPER_FIG2_LAYERS = 12
 FIG2_VARIANTS = {"standard": ":", "robust": "-", "specialized": "--"}
+#: The columns of ``fig2.csv`` that tell one curve from another (older tables lack some).
+FIG2_CURVE = ("model", "task", "limit_examples", "precision", "metric")
 METRIC_LABELS = {
     "accuracy": "accuracy (fraction correct)",
     "f1": "F1 of the positive class (0-1)",
@@ -797,37 +799,39 @@ def fig2_figure(
     baselines: pd.DataFrame | None = None,
     paper: Mapping[str, Mapping[int, float]] = PAPER_FIG2_RELATIVE,
 ) -> Figure:
-    """One panel per (model, task, metric): the dev score of the standard, robust and
-    specialized adapters against the number n of dropped lower layers, with the majority-class
-    baseline (``baselines``: task, metric, score, note; see
-    :mod:`adapterdrop.reporting.baselines`); a last panel: the mean over tasks of
-    each curve relative to the standard adapter at n = 0 (``fig2_relative``), with the paper's
-    values, drawn at the same share of the depth (5 of 12 layers is n = 2.5 of 6). The tables
-    hold means over runs; their run count is given in each panel's legend."""
-    groups = list(table.groupby(["model", "task", "metric"], sort=True))
+    """One panel per curve (model, task, training subset, precision, metric): the dev score of
+    the standard, robust and specialized adapters against the number n of dropped lower layers,
+    the mean over seeds with a band of one standard deviation either side (``<variant>_std``),
+    with the majority-class baseline (``baselines``: task, metric, score, note; see
+    :mod:`adapterdrop.reporting.baselines`); a last panel: the mean over tasks of each curve
+    relative to the standard adapter at n = 0 (``fig2_relative``), with its band and the
+    paper's values, drawn at the same share of the depth (5 of 12 layers is n = 2.5 of 6).
+    Each panel's legend gives its run count per point."""
+    curve = [key for key in FIG2_CURVE if key in table]
+    groups = list(table.groupby(curve, sort=True, dropna=False))
     panels = len(groups) + (relative is not None)
     ncols = min(3, panels)
     nrows = math.ceil(panels / ncols)
     fig, axes = _new_figure(nrows, ncols, 4.6, 3.6)
     flat = list(axes.flat)
-    for ax, ((model, task, metric), group) in zip(flat, groups, strict=False):
+    for ax, (values, group) in zip(flat, groups, strict=False):
+        setting = dict(zip(curve, values, strict=True))
         group = group.sort_values("dropped_layers")
         runs = set()
-        for variant, style in FIG2_VARIANTS.items():
+        for k, (variant, style) in enumerate(FIG2_VARIANTS.items()):
             if variant in group and group[variant].notna().any():
-                ax.plot(group["dropped_layers"], group[variant], style, marker="o", label=variant)
+                _band_line(ax, group, variant, 1.0, style, color=f"C{k}")
                 if f"{variant}_runs" in group:
                     runs |= set(group[f"{variant}_runs"].dropna().astype(int))
-        _baseline(ax, baselines, task, metric)
+        _baseline(ax, baselines, setting["task"], setting["metric"])
         if runs:
-            spread = "no seed spread" if runs == {1} else "means"
-            _note(ax, f"{'/'.join(map(str, sorted(runs)))} run(s) per point ({spread})")
+            _note(ax, _runs_note(runs))
         _note(ax, "paper: no per-task values for this model")
         layers = int(group["dropped_layers"].max()) + 1
         ax.set(
-            title=f"{task} ({model}, {layers} layers)",
+            title=_fig2_title(setting, layers),
             xlabel="dropped lower layers n (count)",
-            ylabel=METRIC_LABELS.get(metric, metric),
+            ylabel=METRIC_LABELS.get(setting["metric"], setting["metric"]),
         )
         _legend(ax)
     if relative is not None:
@@ -836,14 +840,7 @@ def fig2_figure(
         layers = int(mean["dropped_layers"].max()) + 1 if not mean.empty else PAPER_FIG2_LAYERS
         for k, (variant, style) in enumerate(FIG2_VARIANTS.items()):
             if variant in mean:
-                ax.plot(
-                    mean["dropped_layers"],
-                    100 * mean[variant],
-                    style,
-                    marker="o",
-                    color=f"C{k}",
-                    label=variant,
-                )
+                _band_line(ax, mean, variant, 100.0, style, color=f"C{k}")
             for n, share in paper.get(variant, {}).items():
                 ax.plot(
                     n * layers / PAPER_FIG2_LAYERS,
@@ -855,6 +852,8 @@ def fig2_figure(
                     label=f"paper, {variant}: {100 * share:.1f} % at n={n} of "
                     f"{PAPER_FIG2_LAYERS} (roberta-base)",
                 )
+        if any(f"{v}_std" in mean and mean[f"{v}_std"].notna().any() for v in FIG2_VARIANTS):
+            _note(ax, "bands: +/- 1 std of a mean over tasks of one run each")
         _note(ax, f"paper drawn at the same share of depth (x {layers}/{PAPER_FIG2_LAYERS})")
         models = ", ".join(sorted(set(mean["model"])))
         ax.set(
@@ -866,6 +865,44 @@ def fig2_figure(
     for ax in flat[panels:]:
         ax.set_axis_off()
     return fig
+
+
+def _band_line(
+    ax: Axes, frame: pd.DataFrame, variant: str, scale: float, style: str, color: str
+) -> None:
+    """A variant's mean curve and, where its std is known, a band of one std either side."""
+    x = frame["dropped_layers"].to_numpy(dtype=float)
+    y = scale * frame[variant].to_numpy(dtype=float)
+    ax.plot(x, y, style, marker="o", color=color, label=variant)
+    if f"{variant}_std" not in frame:
+        return
+    spread = scale * frame[f"{variant}_std"].to_numpy(dtype=float)
+    known = np.isfinite(spread) & np.isfinite(y)
+    if known.any():
+        ax.fill_between(
+            x, y - spread, y + spread, where=known, color=color, alpha=0.15, linewidth=0
+        )
+
+
+def _runs_note(runs: set[int]) -> str:
+    """What a panel's points are: means of how many runs, and what the band shows."""
+    counts = "/".join(map(str, sorted(runs)))
+    if runs == {1}:
+        return "1 run per point (one seed: no spread)"
+    return f"{counts} runs (seeds) per point; bands: mean +/- 1 std"
+
+
+def _fig2_title(setting: Mapping[str, object], layers: int) -> str:
+    """Task and model; below, the training subset and precision where the table gives them."""
+    title = f"{setting['task']} ({setting['model']}, {layers} layers)"
+    details = []
+    limit = setting.get("limit_examples")
+    if limit is not None and pd.notna(limit):
+        details.append(f"{int(limit)}-example subsets")
+    precision = setting.get("precision")
+    if precision is not None and pd.notna(precision):
+        details.append(f"{precision} precision")
+    return "\n".join([title, ", ".join(details)]) if details else title
 
 
 def _baseline(ax: Axes, baselines: pd.DataFrame | None, task: str, metric: str) -> None:
