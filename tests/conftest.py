@@ -20,6 +20,17 @@ def model_cfg(name: str) -> dict:
     return yaml.safe_load((CONF / "model" / f"{name}.yaml").read_text())
 
 
+def method_cfg(preset: str, **options) -> dict:
+    """``conf/method/<preset>.yaml`` as Hydra composes it (a preset may extend another), with
+    ``options`` over it."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        method = OmegaConf.to_container(compose("train", [f"method={preset}"]).method)
+    return {**method, **options}
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """Real GLUE/SuperGLUE files (``ADAPTERDROP_DATA_DIR`` or ``../shared/data``)."""

@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
 
 from adapterdrop.artefacts import (
@@ -25,14 +24,19 @@ from adapterdrop.heads import MultiTaskModel
 from adapterdrop.methods import build_method
 from adapterdrop.models import load_backbone
 from adapterdrop.results import point_id
-from conftest import CONF, model_cfg
+from conftest import method_cfg, model_cfg
 
-METHODS = ["pfeiffer", "houlsby", "lora", "adapterbias", "coda", "full", "pfeiffer-shared"]
+METHODS = [
+    "pfeiffer",
+    "houlsby",
+    "lora",
+    "adapterbias",
+    "coda",
+    "full",
+    "pfeiffer-shared",
+    "adapterbias-ln",
+]
 LABELS = 3
-
-
-def method_cfg(name: str, **options) -> dict:
-    return {**yaml.safe_load((CONF / "method" / f"{name}.yaml").read_text()), **options}
 
 
 def fresh_model(seed: int = 0, **architecture) -> MultiTaskModel:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from adapterdrop.core import Site, SiteInputs, SiteKey
@@ -14,7 +13,7 @@ from adapterdrop.methods.adapterbias import AdapterBias
 from adapterdrop.methods.lora import lora_adapter_names
 from adapterdrop.models import load_backbone
 from adapterdrop.params import count_parameters, task_parameter_count, unique_parameters
-from conftest import CONF, model_cfg
+from conftest import CONF, method_cfg, model_cfg
 
 OWN_PRESETS = ("pfeiffer", "houlsby", "adapterbias", "lora", "full", "pfeiffer-shared")
 
@@ -92,6 +91,36 @@ def test_adapterbias_counts_on_bert_base(bert_base):
     assert task_parameter_count(bert_base, "ab") == 12 * (768 + 3072 + 1) == 46_092
     assert task_parameter_count(bert_base, "ab", weights_only=True) == 12 * (768 + 3072)
     assert task_parameter_count(bert_base, "ab_shared") == 12 * 768 + 3072 + 1
+
+
+@pytest.mark.parametrize("leave_out", [0, 3])
+def test_adapterbias_with_layer_norms_trains_them_only_from_leave_out(leave_out):
+    enc = encoder("bert-base")  # its own: training LayerNorms changes the backbone
+    build_method({"name": "adapterbias", "train_layer_norms": True, "leave_out": leave_out}).apply(
+        enc, "ab"
+    )
+    assert enc.method_of("ab").changes_backbone
+    norms = 13 if leave_out == 0 else 12 - leave_out  # + the embeddings' LayerNorm at n = 0
+    expected = (12 - leave_out) * (768 + 3072 + 1) + norms * 2 * 768
+    assert task_parameter_count(enc, "ab") == expected
+    if leave_out == 0:
+        assert expected == 66_060  # the AdapterBias paper's count on bert-base
+    trained = {id(p) for p in enc.trainable("ab")}
+    below = [p for layer in enc.layers[:leave_out] for p in layer.parameters()]
+    assert not any(id(p) in trained for p in below)
+    assert enc.layers[-1].output.LayerNorm.weight.requires_grad
+    assert not enc.layers[-1].attention.output.LayerNorm.weight.requires_grad
+    assert not build_method({"name": "adapterbias"}).changes_backbone
+
+
+def test_adapterbias_with_layer_norms_preset_composes():
+    assert method_cfg("adapterbias-ln") == {
+        "name": "adapterbias",
+        "share_alpha": False,
+        "leave_out": 0,
+        "train_layer_norms": True,
+    }
+    assert method_cfg("coda-r5")["token_ratio"] == 5
 
 
 # ---------------------------------------------------------------- parameter counting
@@ -227,7 +256,7 @@ def test_every_preset_builds_and_own_presets_run_on_tiny():
     assert {p.stem for p in presets} >= set(OWN_PRESETS)
     ids, mask = batch()
     for path in presets:
-        method = build_method(yaml.safe_load(path.read_text()))
+        method = build_method(method_cfg(path.stem))
         if path.stem not in OWN_PRESETS:
             continue
         enc = encoder()

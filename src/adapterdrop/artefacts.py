@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from adapterdrop.core import Method
 from adapterdrop.data.identity import file_digest
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.heads import MultiTaskModel
@@ -108,15 +109,18 @@ def _tensor_bytes(tensor: torch.Tensor) -> memoryview:
     return memoryview(flat.view(torch.uint8).numpy())
 
 
-def weights_digest(encoder: AdapterEncoder) -> str | None:
+def weights_digest(
+    encoder: AdapterEncoder, incoming: tuple[Method, str] | None = None
+) -> str | None:
     """Digest of the backbone's weights and buffers in module order, less those that a task's
-    method placed inside it (``Method.backbone_parameters``). Values, shapes and dtypes count,
-    names do not (peft renames the layers it wraps). ``None`` once a task trains the backbone's
-    own weights: they are no longer the backbone's."""
+    method placed inside it or trains (``Method.backbone_parameters``: LoRA's, AdapterBias's
+    LayerNorms), the ``incoming`` (method, task) about to be loaded included. Values, shapes and
+    dtypes count, names do not (peft renames the layers it wraps). ``None`` once a task trains
+    the backbone's own weights: they are no longer the backbone's."""
     backbone = encoder.backbone
     added: set[int] = set()
-    for task in encoder.tasks:
-        method = encoder.method_of(task)
+    owners = [(encoder.method_of(task), task) for task in encoder.tasks]
+    for method, task in [*owners, *([incoming] if incoming else [])]:
         if method is None or not method.changes_backbone:
             continue
         if method.trains_backbone:
@@ -131,8 +135,13 @@ def weights_digest(encoder: AdapterEncoder) -> str | None:
     return f"sha256:{digest.hexdigest()[:DIGEST_LENGTH]}"
 
 
-def backbone_identity(encoder: AdapterEncoder, name: str | None = None) -> dict[str, Any]:
-    """What makes two backbones the same one; ``name`` (a ``conf/model`` name) is only shown."""
+def backbone_identity(
+    encoder: AdapterEncoder,
+    name: str | None = None,
+    incoming: tuple[Method, str] | None = None,
+) -> dict[str, Any]:
+    """What makes two backbones the same one; ``name`` (a ``conf/model`` name) is only shown;
+    ``incoming``: see :func:`weights_digest`."""
     config = encoder.backbone.config
     architecture = {key: getattr(config, key, None) for key in ARCHITECTURE_KEYS}
     return {
@@ -142,7 +151,7 @@ def backbone_identity(encoder: AdapterEncoder, name: str | None = None) -> dict[
         "num_layers": encoder.num_layers,
         "architecture": "sha256:"
         + hashlib.sha256(canonical_json(architecture).encode()).hexdigest()[:DIGEST_LENGTH],
-        "weights": weights_digest(encoder),
+        "weights": weights_digest(encoder, incoming),
     }
 
 
@@ -159,7 +168,7 @@ def check_backbone(artefact: Artefact, encoder: AdapterEncoder, name: str | None
     """The encoder's backbone is the artefact's, or an error naming both. An artefact holding
     the whole backbone state needs only the same architecture."""
     saved = artefact.meta["backbone"]
-    here = backbone_identity(encoder, name)
+    here = backbone_identity(encoder, name, (build_method(artefact.method), artefact.task))
     keys = [k for k in _IDENTITY_KEYS if k != "weights"]
     if saved.get("weights") is not None:
         keys.append("weights")
