@@ -403,6 +403,11 @@ def test_a_run_records_its_step_times_and_the_training_time_to_its_best_score(tm
     assert metrics[clock.BEST_STEP] in (2.0, 4.0)
     best_at = sum(steps[: int(metrics[clock.BEST_STEP])])
     assert metrics[clock.BEST_S] == pytest.approx(best_at)
+    # and its size: the adapters training updated, the head apart
+    module = AdapterDropModule(model=dict(cfg.model), method=dict(cfg.method), task="glue/rte")
+    own = sum(p.numel() for p in module.model.encoder.trainable(module.task))
+    head = sum(p.numel() for p in module.model.heads[module.task].parameters())
+    assert (metrics["params/trainable"], metrics["params/head"]) == (own, head) and own > 0
 
 
 def test_the_clock_keeps_its_readings_through_a_checkpoint():

@@ -65,3 +65,17 @@ def task_parameter_count(encoder: AdapterEncoder, task: str, weights_only: bool 
     method = encoder.method_of(task)
     added = [] if method is None else list(method.backbone_parameters(encoder.backbone, task))
     return count([*own, *added], weights_only=weights_only)
+
+
+def training_counts(encoder: AdapterEncoder, head: nn.Module, task: str) -> dict[str, float]:
+    """What a training result records about its size: the encoder weights training ``task``
+    updates (the methods' comparable number: adapters, LoRA, or every backbone weight for full
+    fine-tuning) and its head's, kept apart as the papers leave heads out."""
+    return {
+        "params/trainable": float(count(_named(encoder.trainable(task)))),
+        "params/head": float(count_parameters(head)),
+    }
+
+
+def _named(params: Iterable[nn.Parameter]) -> Iterator[tuple[str, nn.Parameter]]:
+    return ((str(i), p) for i, p in enumerate(params))

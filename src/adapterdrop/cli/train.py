@@ -29,6 +29,7 @@ from adapterdrop.cli import conf_dir
 from adapterdrop.cli.jobs import sweep_job
 from adapterdrop.data import check_splits, get_task_spec
 from adapterdrop.data.identity import content_digests
+from adapterdrop.params import training_counts
 from adapterdrop.results import (
     check_experiment_name,
     is_measured,
@@ -208,7 +209,8 @@ def _run(
         log.info("resuming from %s", last)
     try:
         metrics = _fit_and_evaluate(cfg, trainer, module, datamodule, ckpt_path, adapter, training)
-        return {**metrics, **clock.metrics()}, clock.samples()
+        sizes = training_counts(module.model.encoder, module.model.heads[module.task], module.task)
+        return {**metrics, **clock.metrics(), **sizes}, clock.samples()
     finally:
         close_loggers(loggers)
 
