@@ -925,3 +925,69 @@ def _baseline(ax: Axes, baselines: pd.DataFrame | None, task: str, metric: str) 
         )
     else:
         _note(ax, f"majority class: {rows['note'].iloc[0]}")
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-layer sharing (the paper's appendix)
+# --------------------------------------------------------------------------------------------
+
+#: Columns of ``sharing.csv`` around its task columns.
+SHARING_ROW_KEYS = ("source", "model", "precision", "adapter", "reduction_factor")
+SHARING_TAIL = ("average", "trainable_params", "adapter_weights", "runs", "note")
+
+
+def _sharing_label(row: pd.Series) -> str:
+    return f"{row['adapter']}, rf {float(row['reduction_factor']):.3g}"
+
+
+def sharing_figure(table: pd.DataFrame) -> Figure:
+    """Main dev score x 100 per task (and the average) of the standard adapter and the adapters
+    shared across layers, as bars (ours, with trainable parameters in the legend); the paper's
+    values (roberta-base) as stars over the same bars, the majority class as a grey tick."""
+    columns = [c for c in table.columns if c not in SHARING_ROW_KEYS + SHARING_TAIL]
+    groups = [*columns, "average"]
+    ours = table[table["source"] == "ours"]
+    paper = table[table["source"] == "paper"]
+    baseline = table[table["source"].str.startswith("majority")]
+    fig, axes = _new_figure(1, 1, max(7.5, 1.9 * len(groups)), 4.2)
+    ax = axes[0, 0]
+    width = 0.8 / max(len(ours), 1)
+    x = np.arange(len(groups), dtype=float)
+    for k, (_, row) in enumerate(ours.iterrows()):
+        offset = (k - (len(ours) - 1) / 2) * width
+        params = row["trainable_params"]
+        size = f", {int(params):,} trainable" if pd.notna(params) else ""
+        label = _sharing_label(row)
+        ax.bar(x + offset, row[groups].to_numpy(float), width, color=f"C{k}", label=label + size)
+        match = paper[(paper["adapter"] == row["adapter"])]
+        match = match[np.isclose(match["reduction_factor"], float(row["reduction_factor"]))]
+        if not match.empty:
+            ax.plot(
+                x + offset,
+                match[groups].iloc[0].to_numpy(float),
+                PAPER_MARKER,
+                color=f"C{k}",
+                markersize=11,
+                markeredgecolor=PAPER_COLOR,
+                linestyle="none",
+                label=f"paper, {label} (roberta-base)",
+            )
+    if not baseline.empty:
+        levels = baseline[groups].iloc[0].to_numpy(float)
+        ax.hlines(
+            levels, x - 0.45, x + 0.45, color=BASELINE_COLOR, linestyle="-.", lw=1.5,
+            label="majority class (dev)",
+        )  # fmt: skip
+    models = ", ".join(sorted(set(ours["model"])))
+    drawn = table[groups].to_numpy(float)
+    if np.isfinite(drawn).any():  # differences of a point or two: start the bars near them
+        ax.set_ylim(bottom=max(0.0, math.floor(np.nanmin(drawn)) - 5))
+    ax.set_xticks(x, [g.replace(" (", "\n(") for g in groups], fontsize="small")
+    ax.set(
+        title=f"Cross-layer sharing, one adapter for every layer\n(bars: {models}; "
+        "stars: the paper's roberta-base, its average over these tasks)",
+        xlabel="task (main dev metric; subset size where trained on one)",
+        ylabel="dev score x 100 (axis not from 0)",
+    )
+    _legend_below(ax, ncol=2)
+    return fig
