@@ -7,7 +7,7 @@ Modules, one job each: `spec` (what a task is), `formatters` (record to model te
 """
 
 from adapterdrop.data.checks import check_splits
-from adapterdrop.data.datamodule import CACHE_DIR_ENV, PadCollator, TaskDataModule
+from adapterdrop.data.datamodule import CACHE_DIR_ENV, ROW_KEY, PadCollator, TaskDataModule
 from adapterdrop.data.errors import DataError
 from adapterdrop.data.layout import DATA_DIR_ENV
 from adapterdrop.data.readers import Example, read_split
@@ -17,6 +17,7 @@ from adapterdrop.data.tasks import TASKS, get_task_spec
 __all__ = [
     "CACHE_DIR_ENV",
     "DATA_DIR_ENV",
+    "ROW_KEY",
     "TASKS",
     "DataError",
     "Example",

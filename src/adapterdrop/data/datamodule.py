@@ -34,6 +34,9 @@ CACHE_DIR_ENV = "ADAPTERDROP_CACHE_DIR"
 _CACHE_FORMAT = 1  # bump when the stored layout or the input formatting changes
 _CHUNK = 4096  # examples tokenised at a time, bounding the Python-list memory of big splits
 _INPUT_DTYPES = {"input_ids": "int32", "attention_mask": "int8", "token_type_ids": "int8"}
+#: Evaluation batches carry each example's row in its split under this key, so that metrics
+#: gathered from the shards of a multi-device run are put back in order, each row once.
+ROW_KEY = "index"
 
 
 class TaskDataModule(pl.LightningDataModule):
@@ -42,7 +45,8 @@ class TaskDataModule(pl.LightningDataModule):
     The source is `data_dir` (else the ADAPTERDROP_DATA_DIR env variable) holding the original
     files, or the hub when neither is set. Batches are dicts of tensors: `input_ids`,
     `attention_mask`, `token_type_ids` when the tokenizer makes them, and `labels` (long, or
-    float for regression) unless the split is unlabelled (test). Multiple-choice inputs are
+    float for regression) unless the split is unlabelled (test); evaluation batches (unshuffled)
+    also hold each example's row in the split (`ROW_KEY`). Multiple-choice inputs are
     shaped (batch, num_choices, seq). For MNLI the validation loader is the matched split;
     `dataloader("validation_mismatched")` gives the other.
 
@@ -132,8 +136,11 @@ class TaskDataModule(pl.LightningDataModule):
         """Loader for any split (e.g. MNLI's "validation_mismatched"), loading it if needed."""
         if split not in self.datasets:
             self.load_splits([split])
+        dataset = self.datasets[split]
+        if not shuffle:
+            dataset = dataset.add_column(ROW_KEY, np.arange(len(dataset)))
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
             shuffle=shuffle,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
@@ -222,6 +229,8 @@ class PadCollator:
         }
         if "labels" in rows[0]:
             batch["labels"] = torch.tensor([row["labels"] for row in rows], dtype=self.label_dtype)
+        if ROW_KEY in rows[0]:
+            batch[ROW_KEY] = torch.tensor([row[ROW_KEY] for row in rows], dtype=torch.long)
         return batch
 
 
