@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from adapterdrop.cli import fusion as cli_fusion
+from adapterdrop.cli.eval import EvaluationFailed, evaluate
 from adapterdrop.cli.train import find_trained_adapter, result_config, train
 from adapterdrop.data import DataError
 from adapterdrop.methods.fusion import fusion_layers
 from adapterdrop.reporting.fusion import write_fusion_tables
 from adapterdrop.results import iter_result_files, point_id, read_result, result_path
 from adapterdrop.train import fusion as train_fusion
+from test_eval import compose_eval
 from test_train import DATA_DIR, TINY_LAYERS, compose_train, shrunk
 
 #: The experiment's own K = 8 tasks (conf/experiment/fusion.yaml), all with local data.
@@ -166,6 +168,19 @@ def test_tables_from_the_results_with_baseline_and_speed(fusion_run, monkeypatch
     assert sorted(set(drop["dropped_layers"])) == list(range(TINY_LAYERS))
     activations = pd.read_csv(tmp_path / "tables" / "fusion_activations.csv")
     assert sorted(activations[activations["task"] == "glue/rte"]["adapter"]) == FUSED
+
+
+@NEEDS_DATA
+def test_a_saved_fusion_scores_as_its_training_run_validated_it(fusion_run):
+    tmp_path, cfg, metrics, _ = fusion_run
+    fusion = find_trained_adapter(cfg)
+    overrides = [f"adapters=[{fusion}]", f"paths.adapters_root={tmp_path / 'adapters'}"]
+    [scores] = evaluate(compose_eval(tmp_path, *overrides))
+    for n in range(TINY_LAYERS):
+        assert scores[f"val/accuracy@n={n}"] == metrics[f"val/accuracy@n={n}"]
+    elsewhere = compose_eval(tmp_path, *overrides[:1], f"paths.adapters_root={tmp_path / 'none'}")
+    with pytest.raises(EvaluationFailed, match="fuses the glue/cola adapter of training run"):
+        evaluate(elsewhere)
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from adapterdrop.artefacts import SIDECAR_FILE, Artefact, ArtefactError, load_weights, read_artefact
 from adapterdrop.bench.environment import collect_environment
 from adapterdrop.cli import conf_dir
+from adapterdrop.cli.fusion import saved_fused_folders
 from adapterdrop.cli.jobs import sweep_job
 from adapterdrop.cli.train import check_destination, error_block, result_config
 from adapterdrop.data import get_task_spec
@@ -158,6 +159,7 @@ def _evaluate(cfg: DictConfig, artefact: Artefact) -> dict[str, float]:
         task=cfg.data.task,
         drop=training.get("drop"),
         seed=seed,
+        fused=saved_fused_folders(artefact, cfg.paths.get("adapters_root")),
     )
     if module.tokenizer is None:
         raise ValueError(f"model {cfg.model.name!r} has no tokenizer, so it cannot read text")

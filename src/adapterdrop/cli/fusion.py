@@ -11,7 +11,7 @@ retrained adapter (another config) gives another fusion result.
 
 ``fusion`` is optional (``conf/experiment/fusion.yaml`` sets it); :data:`DEFAULTS` otherwise.
 The callables of ``cli.train`` (``result_config``, ``train``) are passed in, as this module sits
-beside it.
+beside it. Evaluating a saved fusion (``cli.eval``) loads the adapters its training run named.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError
 
-from adapterdrop.artefacts import artefact_folder, find_artefact
+from adapterdrop.artefacts import SIDECAR_FILE, Artefact, artefact_folder, find_artefact
 from adapterdrop.cli import conf_dir
 from adapterdrop.data import get_task_spec
 from adapterdrop.methods import build_method
@@ -154,6 +154,29 @@ def train_missing_adapters(
         with open_dict(single):
             single.skip_measured = False  # a result without its artefact: train it again
         train(single)
+
+
+def saved_fused_folders(artefact: Artefact, adapters_root: str | None) -> dict[str, str]:
+    """``{task: artefact folder}`` of the adapters a saved fusion was trained over (named in
+    its training config), under ``adapters_root``; ``{}`` for an artefact that fuses nothing."""
+    runs = ((artefact.training or {}).get("config") or {}).get("fused_adapters")
+    if not runs:
+        return {}
+    if adapters_root is None:
+        raise ValueError(
+            f"{artefact.folder} fuses {sorted(runs)}: set paths.adapters_root to where their "
+            "adapters were saved"
+        )
+    folders = {}
+    for task, run in runs.items():
+        folder = artefact_folder(adapters_root, run["experiment"], run["point_id"])
+        if not (folder / SIDECAR_FILE).is_file():
+            raise FileNotFoundError(
+                f"{artefact.folder} fuses the {task} adapter of training run {run['point_id']}, "
+                f"which is not in {folder}: set paths.adapters_root to where it was trained"
+            )
+        folders[task] = str(folder)
+    return folders
 
 
 def _group_file(group: str, option: str) -> DictConfig:
