@@ -16,7 +16,9 @@ from adapterdrop.methods.fusion import fusion_layers
 from adapterdrop.reporting.fusion import write_fusion_tables
 from adapterdrop.results import iter_result_files, point_id, read_result, result_path
 from adapterdrop.train import fusion as train_fusion
+from adapterdrop.train.preflight import check_run
 from test_eval import compose_eval
+from test_sweeps import compose_job, job_overrides, make_commands
 from test_train import DATA_DIR, TINY_LAYERS, compose_train, shrunk
 
 #: The experiment's own K = 8 tasks (conf/experiment/fusion.yaml), all with local data.
@@ -199,14 +201,32 @@ def test_bad_fused_tasks_fail_before_any_training(tmp_path, adapters, error, mat
     assert not (tmp_path / "results" / "fusion_adapters").exists()
 
 
+@NEEDS_DATA
 def test_a_plain_fusion_run_trains_its_adapters_with_the_defaults(tmp_path):
-    cfg = compose_train(
-        "method=fusion", "method.adapters=[glue/mrpc,glue/stsb]", f"data.data_dir={DATA_DIR}"
-    )
-    assert cli_fusion.fuses_tasks(cfg) and cli_fusion.fused_tasks(cfg) == ["glue/mrpc", "glue/stsb"]
+    """The command a new user tried: no experiment, just the method and the tasks to fuse."""
+    cfg = shrunk(tmp_path, "logger=none", "method=fusion", "method.adapters=[glue/mrpc,glue/stsb]")
+    metrics = train(cfg)
+    assert sorted(adapter_records(tmp_path)) == ["glue/mrpc", "glue/stsb"]  # DEFAULTS
     single = cli_fusion.adapter_config(cfg, "glue/stsb")
-    assert single.experiment_name == "fusion_adapters" and single.method.name == "pfeiffer"
-    assert single.data.task == "glue/stsb" and single.optim == cfg.optim
-    assert not cli_fusion.fuses_tasks(single)
+    assert single.method.name == "pfeiffer" and single.optim == cfg.optim
+    assert {"val/accuracy@k=1", "val/accuracy@k=2"} <= set(metrics)
     with pytest.raises(ValueError, match="fusion has no key"):
         cli_fusion.fusion_settings(compose_train("method=fusion", "+fusion.epochs=3"))
+
+
+@NEEDS_DATA
+def test_make_reproduce_fusion_runs_both_targets_over_the_same_adapters():
+    """As `make reproduce-fusion` composes its jobs (the real CPU settings): RTE's and CoLA's
+    fusions pass the run's checks and fuse the same eight adapter runs."""
+    [(app, args)] = make_commands("reproduce-fusion", {})
+    jobs = job_overrides(app, args)
+    configs = [compose_job(app, job) for job in jobs]
+    assert [c["data"]["task"] for c in configs] == ["glue/rte", "glue/cola"]
+    for config in configs:
+        check_run(config)
+    identities = []
+    for job in jobs:
+        cfg = compose_train(*job, "paths.output_dir=/tmp/unused", f"data.data_dir={DATA_DIR}")
+        assert cli_fusion.fused_tasks(cfg) == FUSED and cfg.data.limit_examples == 2000
+        identities.append(cli_fusion.fused_identity(cfg, result_config))
+    assert identities[0] == identities[1] and len(identities[0]["fused_adapters"]) == 8
