@@ -9,10 +9,11 @@ tests and notebooks call it with configs from Hydra's compose API.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,12 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
+from pytorch_lightning.utilities import rank_zero_only
 
 from adapterdrop import tracking
 from adapterdrop.artefacts import artefact_folder, find_artefact, save_artefact
 from adapterdrop.bench.environment import collect_environment
-from adapterdrop.cli import conf_dir
+from adapterdrop.cli import conf_dir, fusion
 from adapterdrop.cli.jobs import sweep_job
 from adapterdrop.data import check_splits, get_task_spec
 from adapterdrop.data.identity import content_digests
@@ -44,6 +46,7 @@ from adapterdrop.results import (
 from adapterdrop.train import AdapterDropModule
 from adapterdrop.train import module as module_file
 from adapterdrop.train.clock import TrainingClock
+from adapterdrop.train.fusion import score_pruned_fusion
 from adapterdrop.train.preflight import check_run, check_writable
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,7 @@ def result_config(
     if with_data:
         files = check_splits(cfg.data.task, cfg.data.data_dir, stages or run_stages(cfg))
         config["data_content"] = content_digests(files, get_task_spec(cfg.data.task))
+        config.update(fusion.fused_identity(cfg, result_config))
     if module_file.CODE_VERSION != 1:
         config["code_version"] = module_file.CODE_VERSION
     return config
@@ -114,6 +118,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     experiment = cfg.experiment_name
     root = Path(cfg.paths.results_root)
+    zero = is_global_zero()
     check_destination(experiment, root)
     adapters_root = cfg.paths.get("adapters_root")
     try:
@@ -123,15 +128,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         config = result_config(cfg)
     except Exception as err:
         config = result_config(cfg, with_data=False)
-        write_result(_record(experiment, config, error=error_block(err)), root)
+        if zero:
+            write_result(_record(experiment, config, error=error_block(err)), root)
         raise
     pid = point_id(config)
     if cfg.skip_measured and is_measured(root, experiment, pid):
         path = result_path(root, experiment, pid)
         log.info("already measured: %s", path)
         return read_result(path)["metrics"]
-    with locked(root / experiment, f".{pid}.lock"), tracking.train_run(root, experiment, pid):
-        remove_orphan_temporaries(root / experiment, pid)
+    fusion.train_missing_adapters(cfg, result_config, train)  # an AdapterFusion's, first
+    with claimed(root / experiment, pid, zero), tracking.train_run(root, experiment, pid):
         checkpoints = Path(cfg.paths.checkpoints_root) / experiment / pid
         adapter = None
         if adapters_root is not None:
@@ -140,13 +146,35 @@ def train(cfg: DictConfig) -> dict[str, float]:
         try:
             metrics, samples = _run(cfg, checkpoints, adapter, training)
         except Exception as err:
-            write_result(_record(experiment, config, error=error_block(err)), root)
+            if zero:
+                write_result(_record(experiment, config, error=error_block(err)), root)
             raise
-        saved = None if adapter is None else {"adapter": str(adapter)}
-        record = _record(experiment, config, metrics=metrics, samples=samples, artefacts=saved)
-        log.info("result: %s", write_result(record, root))
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the result is written: nothing to resume
+        if zero:
+            saved = None if adapter is None else {"adapter": str(adapter)}
+            record = _record(experiment, config, metrics=metrics, samples=samples, artefacts=saved)
+            log.info("result: %s", write_result(record, root))
+    if zero:  # the result is written: nothing to resume
+        shutil.rmtree(checkpoints, ignore_errors=True)
     return metrics
+
+
+def is_global_zero() -> bool:
+    """Whether this process writes the run's files. With several devices (``trainer=ddp``),
+    ``trainer.fit`` starts the other processes with this command line and their rank in the
+    environment, so they run :func:`train` too: they must not lock, write or delete its files."""
+    return rank_zero_only.rank == 0
+
+
+@contextlib.contextmanager
+def claimed(folder: Path, pid: str, zero: bool) -> Iterator[None]:
+    """Hold the point's lock (and clear what a killed writer left) on the writing process;
+    the other processes of a multi-device run, started while it holds the lock, take none."""
+    if not zero:
+        yield
+        return
+    with locked(folder, f".{pid}.lock"):
+        remove_orphan_temporaries(folder, pid)
+        yield
 
 
 def check_destination(experiment: str, root: Path) -> None:
@@ -182,6 +210,7 @@ def _run(
         drop=OmegaConf.to_container(cfg.drop, resolve=True),
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
         seed=cfg.seed,
+        fused=fusion.fused_folders(cfg, result_config),
     )
     if module.tokenizer is None:
         raise ValueError(
@@ -254,7 +283,7 @@ def _fit_and_evaluate(
     training: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    if adapter is not None:
+    if adapter is not None and trainer.is_global_zero:
         save_artefact(
             module.model,
             module.task,
@@ -270,6 +299,8 @@ def _fit_and_evaluate(
     if cfg.run_test:
         module.set_eval_ns(None)
         metrics.update(trainer.test(module, datamodule=datamodule, verbose=False)[0])
+    if module.fuses_tasks:  # last: it leaves the fusion pruned
+        metrics.update(score_pruned_fusion(trainer, module, datamodule))
     return metrics
 
 

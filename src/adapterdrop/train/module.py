@@ -10,26 +10,39 @@ AdapterHub's AdapterDrop notebook, which restored the depth only once evaluation
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch.nn import functional as F
 from transformers import get_linear_schedule_with_warmup
 
-from adapterdrop.data import get_task_spec
+from adapterdrop.data import ROW_KEY, get_task_spec
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.heads import MultiTaskModel
 from adapterdrop.methods import build_method
+from adapterdrop.methods.fusion import fusion_regularization_loss
 from adapterdrop.models import load_backbone
+from adapterdrop.train.fusion import load_fused_adapters
 from adapterdrop.train.robust import RobustDropSampler
 
 DROP_MODES = ("none", "specialized", "dynamic", "robust")
 #: Bump when a change to how a run trains or scores changes its numbers: runs then get new
 #: result ids and train again (version 1 adds no key, so earlier results stay found).
 CODE_VERSION = 1
+
+# Lightning suggests sync_dist for every epoch-level log of a multi-process run; evaluation
+# metrics are computed from every process's examples already (``_log_eval``): none to reduce.
+warnings.filterwarnings(
+    "ignore",
+    message=r"It is recommended to use `self\.log\('(val|test)/",
+    category=PossibleUserWarning,
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,7 @@ class AdapterDropModule(pl.LightningModule):
         drop: Mapping[str, Any] | None = None,
         optim: Mapping[str, Any] | None = None,
         seed: int = 0,
+        fused: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -145,13 +159,17 @@ class AdapterDropModule(pl.LightningModule):
         self.tokenizer = backbone.tokenizer
         encoder = AdapterEncoder(backbone.model)
         encoder.freeze_backbone()
+        self.model = MultiTaskModel(encoder)
+        #: a method that fuses other tasks (``Method.fuses_tasks``) reads their saved adapters
+        self.fuses_tasks = adapter_method.fuses_tasks
+        if fused:
+            load_fused_adapters(self.model, fused, backbone_name=model.get("name"))
         adapter_method.apply(encoder, self.task)
         if self.drop.mode != "none" and not encoder.modules_of(self.task):
             raise ValueError(
                 f"drop.mode={self.drop.mode!r} has nothing to drop: method "
                 f"{method_cfg.get('name')!r} adds no per-layer task modules"
             )
-        self.model = MultiTaskModel(encoder)
         self.model.add_head(self.task, self.spec.num_labels)
         # Lightning keeps each submodule's mode as found; train like HF/AdapterHub: dropout on
         self.model.train()
@@ -169,6 +187,7 @@ class AdapterDropModule(pl.LightningModule):
         self.eval_ns: list[int] = [self.drop.default_eval_n]
         self._eval_outputs: dict[int, list[torch.Tensor]] = {}
         self._eval_labels: list[torch.Tensor] = []
+        self._eval_rows: list[torch.Tensor | None] = []
 
     # ------------------------------------------------------------------ structure
     @property
@@ -213,8 +232,10 @@ class AdapterDropModule(pl.LightningModule):
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         n = self.train_n()
         loss = self.loss(self(batch, n), batch["labels"])
+        if self.fuses_tasks:  # AdapterHub's value-map regularizer
+            loss = loss + fusion_regularization_loss(self.model.encoder, self.task)
         size = batch["input_ids"].shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
         self.log("train/dropped", float(n), batch_size=size)
         return loss
 
@@ -240,6 +261,7 @@ class AdapterDropModule(pl.LightningModule):
     def _reset_eval(self) -> None:
         self._eval_outputs = {n: [] for n in self.eval_ns}
         self._eval_labels = []
+        self._eval_rows = []
 
     @property
     def primary_eval_n(self) -> int:
@@ -255,37 +277,78 @@ class AdapterDropModule(pl.LightningModule):
             )
         labels = batch["labels"]
         for n in self.eval_ns:
-            logits = self(batch, n)
-            self._eval_outputs[n].append(logits.detach().float().cpu())
-            if n == self.primary_eval_n:
-                loss = self.loss(logits, labels)
-                self.log(f"{stage}/loss", loss, batch_size=labels.shape[0])
+            self._eval_outputs[n].append(self(batch, n).detach().float().cpu())
         self._eval_labels.append(labels.detach().cpu())
+        rows = batch.get(ROW_KEY)
+        self._eval_rows.append(None if rows is None else rows.detach().cpu())
 
     def _log_eval(self, stage: str, split: str) -> None:
-        """Metrics over the whole epoch (not averaged per batch: F1, MCC, correlations)."""
-        if not self._eval_labels:
+        """Metrics, the loss too, over the whole epoch of every process (not averaged per
+        batch or per process: F1, MCC, correlations, MultiRC's exact match need all examples).
+
+        Every process computes them from the same gathered examples, so each logs the global
+        value itself (nothing left for ``sync_dist`` to reduce)."""
+        scored = self._gather_eval()
+        if scored is None:
             return
-        labels = torch.cat(self._eval_labels)
-        groups = self._group_info(split, len(labels))
+        rows, labels, outputs = scored
+        groups = self._group_info(split, rows)
         sweep = len(self.eval_ns) > 1
-        for n, outputs in self._eval_outputs.items():
-            scores = self.spec.compute_metrics(torch.cat(outputs), labels, **groups)
+        for n, logits in outputs.items():
+            scores = self.spec.compute_metrics(logits, labels, **groups)
+            if n == self.primary_eval_n:
+                self.log(f"{stage}/loss", self.loss(logits, labels))
             for metric, value in scores.items():
                 if n == self.primary_eval_n:
                     self.log(f"{stage}/{metric}", value, prog_bar=metric == self.spec.main_metric)
                 if sweep:
                     self.log(f"{stage}/{metric}@n={n}", value)
 
-    def _group_info(self, split: str, count: int) -> dict[str, Any]:
-        """Per-example group ids (MultiRC) from the datamodule, which keeps loader order."""
+    def _gather_eval(self) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]] | None:
+        """This epoch's (rows, labels, outputs by depth) from every process, by row, each once
+        (``None`` when nothing was scored).
+
+        In a multi-device run each process scores a shard that Lightning's DistributedSampler
+        interleaves and pads to equal length with repeated rows; the rows each batch carries
+        (``ROW_KEY``) put the shards back in order and drop the repeats. On one process a
+        loader without rows numbers its examples in arrival order."""
+        local = None
+        if self._eval_labels:
+            labels = torch.cat(self._eval_labels)
+            if any(rows is None for rows in self._eval_rows):
+                if self.trainer.world_size > 1:
+                    raise ValueError(
+                        f"evaluating on {self.trainer.world_size} processes needs each batch's "
+                        f"rows under {ROW_KEY!r} (TaskDataModule's loaders carry them), to merge "
+                        "the shards and drop the rows the sampler repeated"
+                    )
+                rows = torch.arange(len(labels))
+            else:
+                rows = torch.cat(self._eval_rows)
+            outputs = {n: torch.cat(parts) for n, parts in self._eval_outputs.items()}
+            local = (rows, labels, outputs)
+        parts = [local]
+        if self.trainer.world_size > 1:
+            parts = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(parts, local)
+        parts = [part for part in parts if part is not None]
+        if not parts:
+            return None
+        rows, first = np.unique(torch.cat([part[0] for part in parts]).numpy(), return_index=True)
+        keep = torch.from_numpy(first)
+        labels = torch.cat([part[1] for part in parts])[keep]
+        outputs = {n: torch.cat([part[2][n] for part in parts])[keep] for n in self.eval_ns}
+        return torch.from_numpy(rows), labels, outputs
+
+    def _group_info(self, split: str, rows: torch.Tensor) -> dict[str, Any]:
+        """Per-example group ids (MultiRC) of the scored ``rows``, from the datamodule."""
         if not self.spec.group_info_keys:
             return {}
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None or not hasattr(datamodule, "group_info"):
             raise ValueError(f"{self.spec.key} metrics need group ids from a TaskDataModule")
-        # a sanity check or limit_val_batches scores a prefix of the loader
-        return {key: value[:count] for key, value in datamodule.group_info(split).items()}
+        picked = rows.numpy()
+        return {key: value[picked] for key, value in datamodule.group_info(split).items()}
 
     # ------------------------------------------------------------------ optimizer
     def configure_optimizers(self) -> dict[str, Any]:
