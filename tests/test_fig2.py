@@ -230,3 +230,15 @@ def test_secondary_metrics_are_read_from_the_depth_sweep():
         ("accuracy", 0): 0.6,
         ("accuracy", 1): 0.5,
     }
+
+
+def test_make_reproduce_fig2_runs_three_seeds_on_stsb_and_an_sst2_subset():
+    from test_sweeps import check_command, make_commands
+
+    jobs = [
+        c for app, args in make_commands("reproduce-fig2", {}) for c in check_command(app, args)
+    ]
+    assert len(jobs) == 48 and {c["seed"] for c in jobs} == {42, 43, 44}
+    limits = {(c["data"]["task"], c["data"]["limit_examples"]) for c in jobs}
+    assert limits == {("glue/stsb", None), ("glue/sst2", 8000)}
+    assert all(c["skip_measured"] and c["data"]["seed"] == c["seed"] for c in jobs)

@@ -74,3 +74,32 @@ def majority_baselines(tasks: Iterable[str], root: Path | str | None = None) -> 
 
 def _row(task, metric, score=float("nan"), label=None, share=float("nan"), n=0, note=""):
     return dict(zip(COLUMNS, (task, metric, score, label, share, n, note), strict=True))
+
+
+def task_column(task: str, limit: int | None) -> str:
+    """A score table's column for ``task``: ``glue/sst2 accuracy (3000 ex.)`` when the runs
+    used a seeded 3000-example subset (``data.limit_examples``)."""
+    from adapterdrop.data import get_task_spec
+
+    label = f"{task} {get_task_spec(task).main_metric}"
+    return label if limit is None else f"{label} ({limit} ex.)"
+
+
+def baseline_row(tasks: dict[str, str], baselines: pd.DataFrame | None) -> pd.DataFrame:
+    """A score table's last row: each task column's majority class on the task's main metric
+    (x 100), with notes where there is none (``tasks``: column -> task)."""
+    from adapterdrop.data import get_task_spec
+
+    row: dict[str, object] = {"source": "majority class (dev)"}
+    notes = []
+    for column, task in tasks.items():
+        metric = get_task_spec(task).main_metric
+        found = pd.DataFrame() if baselines is None else baselines[baselines["task"] == task]
+        main = found[found["metric"] == metric] if not found.empty else found
+        if not main.empty and pd.notna(main["score"].iloc[0]):
+            row[column] = 100 * float(main["score"].iloc[0])
+        else:
+            note = found["note"].iloc[0] if not found.empty else "no dev labels"
+            notes.append(f"{task}: {note}")
+    row["note"] = "; ".join(notes)
+    return pd.DataFrame([row])
