@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from adapterdrop.reporting import figures
 from adapterdrop.reporting.baselines import majority_baselines
-from adapterdrop.reporting.notebooks import NOTEBOOKS, run_all
+from adapterdrop.reporting.notebooks import NOTEBOOKS, SCORE_NOTEBOOKS, run_all
 from conftest import REPO
 
 RESULTS = REPO / "results"
@@ -109,7 +109,7 @@ def test_every_notebook_writes_png_and_pdf(results_root, tmp_path, monkeypatch):
 def test_notebooks_are_committed_without_outputs():
     import nbformat
 
-    for name in NOTEBOOKS:
+    for name in [*NOTEBOOKS, *SCORE_NOTEBOOKS]:
         notebook = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
         nbformat.validate(notebook)
         code = [cell for cell in notebook.cells if cell.cell_type == "code"]

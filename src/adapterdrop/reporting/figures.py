@@ -991,3 +991,36 @@ def sharing_figure(table: pd.DataFrame) -> Figure:
     )
     _legend_below(ax, ncol=2)
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# The methods frontier
+# --------------------------------------------------------------------------------------------
+
+
+def methods_figure(summary: pd.DataFrame) -> Figure:
+    """The frontier from ``methods_summary.csv``: each method's average dev score (x 100, over
+    the table's tasks) against its trainable parameters (log scale) and against its train step
+    time relative to full fine-tuning; the majority class's average as a grey line."""
+    ours = summary[summary["source"] == "ours"]
+    baseline = summary[summary["source"].astype(str).str.startswith("majority")]
+    fig, axes = _new_figure(1, 2, 11.0, 4.4)
+    panels = (
+        ("trainable_params", "trainable parameters (encoder, head left out; log scale)", True),
+        ("step_vs_full", "train step time / full fine-tuning's (geometric mean over tasks)", False),
+    )
+    for ax, (column, xlabel, log) in zip(axes[0], panels, strict=True):
+        for k, (_, row) in enumerate(ours.iterrows()):
+            ax.plot(row[column], row["average"], "o", color=f"C{k % 10}", label=row["method"])
+            ax.annotate(row["method"], (row[column], row["average"]), fontsize="x-small",
+                        xytext=(4, 3), textcoords="offset points")  # fmt: skip
+        if not baseline.empty and pd.notna(baseline["average"].iloc[0]):
+            ax.axhline(baseline["average"].iloc[0], color=BASELINE_COLOR, linestyle="-.",
+                       label="majority class (dev)")  # fmt: skip
+        if log:
+            ax.set_xscale("log")
+        ax.set(xlabel=xlabel, ylabel="average dev score x 100")
+    models = ", ".join(sorted(set(ours["model"])))
+    fig.suptitle(f"Methods frontier ({models}): score against size and training cost")
+    _shared_legend(fig, axes[0], ncol=4)
+    return fig

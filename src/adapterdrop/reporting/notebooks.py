@@ -31,6 +31,9 @@ RESULTS_ENV = "ADAPTERDROP_RESULTS_DIR"
 FIGURES_ENV = "ADAPTERDROP_FIGURES_DIR"
 #: One notebook per artefact, each saving the figure of its name.
 NOTEBOOKS = ("table1", "table2", "table3", "efficiency", "fig2")
+#: Notebooks of score experiments -> the table they draw (``<results>/tables/<table>.csv``):
+#: run by default once that experiment has results, as its make target builds them.
+SCORE_NOTEBOOKS = {"sharing": "sharing", "methods": "methods_summary"}
 DEFAULT_NOTEBOOKS_DIR = Path("notebooks")
 DEFAULT_TIMEOUT_S = 300
 #: Kernels at a time: while one imports or renders, another starts.
@@ -98,8 +101,9 @@ def run_all(
     jobs: int = DEFAULT_JOBS,
 ) -> tuple[dict[str, list[Path]], dict[str, str]]:
     """Run every notebook (or those named in ``only``), ``jobs`` kernels at a time:
-    ``({name: files}, {name: error})``. A failing notebook does not stop the others."""
-    names = list(only or NOTEBOOKS)
+    ``({name: files}, {name: error})``. A failing notebook does not stop the others. Without
+    ``only``, a score experiment's notebook runs once its table is built (:func:`pending`)."""
+    names = list(only or [*NOTEBOOKS, *(n for n in SCORE_NOTEBOOKS if n not in pending(results))])
     unknown = [n for n in names if not (Path(notebooks_dir) / f"{n}.ipynb").is_file()]
     if unknown:
         raise FileNotFoundError(f"no notebook(s) {unknown} in {notebooks_dir}")
@@ -108,6 +112,12 @@ def run_all(
     written = {n: o for n, o in outcomes.items() if not isinstance(o, str)}
     failed = {n: o for n, o in outcomes.items() if isinstance(o, str)}
     return written, failed
+
+
+def pending(results: Path | str) -> dict[str, Path]:
+    """Score notebooks whose table is not built yet: name -> the missing CSV."""
+    tables = {name: Path(results, "tables", f"{t}.csv") for name, t in SCORE_NOTEBOOKS.items()}
+    return {name: path for name, path in tables.items() if not path.is_file()}
 
 
 async def _run_many(
@@ -131,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[Path]]:
     parser.add_argument("--results", default="results", help="results root (machine folders)")
     parser.add_argument("--out", default=None, help="figures folder (default <results>/figures)")
     parser.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS_DIR))
-    parser.add_argument("--only", default=None, help=f"comma-separated, of {','.join(NOTEBOOKS)}")
+    choices = ",".join([*NOTEBOOKS, *SCORE_NOTEBOOKS])
+    parser.add_argument("--only", default=None, help=f"comma-separated, of {choices}")
     parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT_S, help="seconds per cell")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="kernels at a time")
     args = parser.parse_args(argv)
@@ -147,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[Path]]:
     )
     for name, files in written.items():
         print(f"{name}: {', '.join(str(f) for f in files)}")
+    if only is None:
+        for name, path in pending(args.results).items():
+            print(f"{name}: skipped, no {path} yet (make reproduce-{name})")
     for name, error in failed.items():
         print(f"{name}: FAILED\n{error}", file=sys.stderr)
     if failed:

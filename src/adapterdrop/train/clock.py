@@ -18,11 +18,11 @@ import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 
 #: Metric keys :meth:`TrainingClock.metrics` writes (seconds).
-STEP_S = "train/step_s"
-TRAIN_S = "train/time_s"
-BEST_S = "train/time_to_best_s"
-BEST_STEP = "train/best_step"
-EVAL_STEP_S = "val/step_s"
+STEP_S = "time/train_step_s"
+TRAIN_S = "time/train_s"
+BEST_S = "time/to_best_s"
+BEST_STEP = "time/best_step"
+EVAL_STEP_S = "time/eval_step_s"
 
 
 class TrainingClock(pl.Callback):

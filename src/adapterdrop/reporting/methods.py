@@ -1,0 +1,176 @@
+"""The methods frontier: every method's score beside what it costs, from training results only
+(``results/raw/methods``, ``make reproduce-methods``).
+
+"A Comprehensive Analysis of Adapter Efficiency" asks whether adapters are cheaper than full
+fine-tuning once training time counts, not only parameters. Each run of the ``methods``
+experiment records its dev score, its trainable parameters (``params/trainable``: the encoder
+weights training updates, head left out), its median train step (``time/train_step_s``), the
+training time to its best dev score (``time/to_best_s``, validation excluded) and its
+evaluation time per batch (``time/eval_step_s``), all measured on the same real data as the score.
+
+* ``methods``: one row per (method, task): mean and sample std of the score over seeds, the run
+  count, and the costs (means over seeds);
+* ``methods_summary``: one row per method, a column per task (main metric x 100), the average,
+  the parameters, the step time relative to full fine-tuning (geometric mean over tasks) and the
+  mean time to the best score; last, each task's majority-class baseline.
+
+A method appears under its preset's name and, where runs of one method differ in an option
+(CoDA's ``token_ratio``, AdapterBias's ``train_layer_norms``), with that option beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adapterdrop.data import get_task_spec
+from adapterdrop.reporting.baselines import baseline_row, majority_baselines, task_column
+from adapterdrop.reporting.tables import load_ok_results, write_table
+
+EXPERIMENT = "methods"
+ROW_KEYS = ["model", "precision", "method"]
+#: Result metric -> column (seconds).
+COSTS = {
+    "time/train_step_s": "step_s",
+    "time/to_best_s": "time_to_best_s",
+    "time/eval_step_s": "eval_step_s",
+}
+#: The reference row whose step time the others are divided by.
+FULL = "full"
+
+
+def method_labels(runs: pd.DataFrame) -> pd.Series:
+    """Each run's method name, plus every option whose value differs between runs of that
+    method (an option a run's config lacks reads as unset)."""
+    names = runs["config.method.name"].astype(str)
+    options = [
+        c for c in runs.columns if c.startswith("config.method.") and c != "config.method.name"
+    ]
+    labels = names.copy()
+    for name in names.unique():
+        of_name = runs[names == name]
+        varying = [c for c in options if of_name[c].astype(str).nunique(dropna=False) > 1]
+        for index, run in of_name.iterrows():
+            shown = [f"{c.rsplit('.', 1)[1]}={_plain(run[c])}" for c in varying if pd.notna(run[c])]
+            labels[index] = " ".join([name, *shown])
+    return labels
+
+
+def _plain(value: object) -> object:
+    """``3`` for a whole float (pandas makes a column with gaps float), else the value."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def methods_scores(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: method label, task column, seed, main score x 100, size and costs."""
+    labels = method_labels(runs)
+    rows = []
+    for index, run in runs.iterrows():
+        task = run["config.data.task"]
+        metric = get_task_spec(task).main_metric
+        score = run.get(f"metrics.val/{metric}")
+        if score is None or pd.isna(score):
+            raise ValueError(f"{run['path']}: no val/{metric} metric for {task}")
+        limit = run.get("config.data.limit_examples")
+        limit = None if limit is None or pd.isna(limit) else int(limit)
+        row = {
+            "model": run["config.model.name"],
+            "precision": str(run["config.trainer.precision"]),
+            "method": labels[index],
+            "column": task_column(task, limit),
+            "task": task,
+            "seed": int(run["config.seed"]),
+            "path": run["path"],
+            "score": 100 * float(score),
+            "trainable_params": _number(run.get("metrics.params/trainable")),
+        }
+        row |= {column: _number(run.get(f"metrics.{key}")) for key, column in COSTS.items()}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _number(value: object) -> float:
+    return float("nan") if value is None or pd.isna(value) else float(value)
+
+
+def methods_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Long form: mean and std of the score over seeds per (method, task), with the costs."""
+    cell = [*ROW_KEYS, "column", "seed"]
+    twice = scores[scores.duplicated(cell, keep=False)]
+    if not twice.empty:
+        raise ValueError(
+            "two runs of one seed in one cell of the methods table: "
+            f"{', '.join(sorted(map(str, twice['path'])))}; they differ in settings the table "
+            "does not separate, so move all but one away"
+        )
+    grouped = scores.groupby([*ROW_KEYS, "column", "task"], sort=True)
+    table = grouped["score"].agg(score="mean", score_std="std", runs="size")
+    table["trainable_params"] = grouped["trainable_params"].max().astype("Int64")
+    for column in COSTS.values():
+        table[column] = grouped[column].mean()
+    return table.reset_index()
+
+
+def methods_summary(table: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Wide form: a row per method, a column per task, the average and the costs; then the
+    majority-class row."""
+    columns = sorted(set(table["column"]))
+    wide = table.pivot_table(index=ROW_KEYS, columns="column", values="score", aggfunc="mean")
+    wide = wide.reindex(columns=columns)
+    wide["average"] = wide[columns].mean(axis=1, skipna=False)
+    by_method = table.groupby(ROW_KEYS)
+    wide["trainable_params"] = by_method["trainable_params"].max().astype("Int64")
+    wide["step_vs_full"] = _relative_step(table)
+    wide["time_to_best_s"] = by_method["time_to_best_s"].mean()
+    summary = wide.reset_index().sort_values(["model", "precision", "trainable_params"])
+    summary.insert(0, "source", "ours")
+    tasks = dict(zip(table["column"], table["task"], strict=True))
+    frames = [summary, baseline_row({column: tasks[column] for column in columns}, baselines)]
+    order = ["source", *ROW_KEYS, *columns, "average", "trainable_params", "step_vs_full"]
+    return pd.concat(frames, ignore_index=True).reindex(columns=[*order, "time_to_best_s", "note"])
+
+
+def _relative_step(table: pd.DataFrame) -> pd.Series:
+    """Geometric mean over tasks of a method's step time over full fine-tuning's on that task
+    (same model and precision); NaN where full fine-tuning did not run."""
+    keys = ["model", "precision", "column"]
+    full = table[table["method"] == FULL].set_index(keys)["step_s"]
+
+    def ratio(group: pd.DataFrame) -> float:
+        reference = full.reindex(pd.MultiIndex.from_frame(group[keys]))
+        ratios = group["step_s"].to_numpy() / reference.to_numpy()
+        ratios = ratios[np.isfinite(ratios)]
+        return math.exp(np.log(ratios).mean()) if len(ratios) else float("nan")
+
+    return table.groupby(ROW_KEYS)[keys + ["step_s"]].apply(ratio)
+
+
+def methods_tables(scores: pd.DataFrame, baselines: pd.DataFrame | None = None):
+    """``{"methods": long, "methods_summary": wide}``."""
+    table = methods_table(scores)
+    return {"methods": table, "methods_summary": methods_summary(table, baselines)}
+
+
+def load_methods_runs(results_root: Path | str) -> pd.DataFrame:
+    """The successful results of the ``methods`` experiment (none: an error saying what to run)."""
+    runs = load_ok_results(results_root, EXPERIMENT)
+    if runs.empty:
+        raise FileNotFoundError(
+            f"no results under {Path(results_root) / EXPERIMENT}: run `make reproduce-methods`"
+        )
+    return runs
+
+
+def write_methods_tables(
+    results_root: Path | str, tables_root: Path | str, data_dir: Path | str | None = None
+) -> dict[str, str]:
+    """Write both tables (markdown and CSV) to ``tables_root``; return their markdown."""
+    scores = methods_scores(load_methods_runs(results_root))
+    baselines = majority_baselines(scores["task"], data_dir)
+    return {
+        name: write_table(frame, name, tables_root=tables_root)
+        for name, frame in methods_tables(scores, baselines).items()
+    }
