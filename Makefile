@@ -27,15 +27,23 @@ ARGS ?=
 # make smoke-gpu SMOKE_ARGS="--only imports,table2 --out /tmp/smoke" (scripts/smoke_gpu.py -h)
 SMOKE_ARGS ?=
 # Fig. 2 on this CPU, as conf/experiment/fig2_*.yaml set it: MiniLM-L6 (pretrained, offline;
-# 6 layers), bf16, 3 epochs per run, STS-B: 8 training runs, about 30 minutes on 2 cores.
-# More tasks: FIG2_TASKS="glue/stsb glue/mrpc". The specialized sweep covers every layer of the
-# model. The paper's setting, online on a GPU box: make reproduce-fig2 FIG2_TASKS="glue/rte ..." \
+# 6 layers), 3 epochs per run, per task and seed 8 training runs (standard, robust, specialized
+# at n = 0..5). Default: STS-B and a seeded 8000-example subset of SST-2 (task:examples sets
+# data.limit_examples; its 872-example dev split stays whole), 3 seeds: 48 runs. At the stored
+# runs' pace (2 AVX-512 cores in bf16) about 3.5 min per STS-B run and 1.5 per SST-2 one, so
+# about 2 hours; an AVX2-only CPU trains in fp32, several times slower. Seed 42 of STS-B is
+# stored (results/raw/fig2_*, bf16), so a bf16 machine skips those 8. More tasks:
+# FIG2_TASKS="glue/stsb glue/mrpc"; fewer seeds: FIG2_SEEDS=42. The specialized sweep covers
+# every layer of the model. The paper's setting, online on a GPU box: make reproduce-fig2 \
+#   FIG2_TASKS="glue/rte ..." \
 #   FIG2_ARGS="model=roberta-base model.pretrained=true trainer=gpu trainer.max_epochs=10 optim.lr=1e-4"
-FIG2_TASKS ?= glue/stsb
+FIG2_TASKS ?= glue/stsb glue/sst2:8000
+FIG2_SEEDS ?= 42,43,44
 FIG2_ARGS ?=
 
 .PHONY: help install test test-all lint format clean reproduce-table1 reproduce-table2 \
-	reproduce-table3 reproduce-efficiency reproduce-fig2 tables figures check-data gpu-bundle smoke-gpu
+	reproduce-table3 reproduce-efficiency reproduce-fig2 reproduce-sharing reproduce-fusion \
+	reproduce-methods tables figures check-data gpu-bundle smoke-gpu
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -82,14 +90,55 @@ reproduce-table3: install ## Table 3: AdapterFusion cost and pruning
 reproduce-efficiency: install ## Robust drop, specialized drop, CoDA, AdapterBias, LoRA, multi-task FT
 	$(BENCH) bench=efficiency $(ARGS)
 
-reproduce-fig2: install ## Fig. 2: score vs dropped layers, standard/robust/specialized (trains)
-	@for task in $(FIG2_TASKS); do \
-		$(TRAIN) -m experiment=fig2_standard,fig2_robust data=$$task skip_measured=true \
-			$(FIG2_ARGS) $(ARGS) && \
-		$(TRAIN) -m experiment=fig2_specialized data=$$task skip_measured=true \
-			$(FIG2_ARGS) $(ARGS) || exit 1; \
+reproduce-fig2: install ## Fig. 2: score vs dropped layers, standard/robust/specialized, 3 seeds (trains)
+	@for spec in $(FIG2_TASKS); do \
+		task=$${spec%%:*}; limit=; case $$spec in *:*) limit=data.limit_examples=$${spec#*:};; esac; \
+		$(TRAIN) -m experiment=fig2_standard,fig2_robust data=$$task $$limit seed=$(FIG2_SEEDS) \
+			skip_measured=true $(FIG2_ARGS) $(ARGS) && \
+		$(TRAIN) -m experiment=fig2_specialized data=$$task $$limit seed=$(FIG2_SEEDS) \
+			skip_measured=true $(FIG2_ARGS) $(ARGS) || exit 1; \
 	done
 	$(PY) -m adapterdrop.reporting --only fig2
+
+# Cross-layer sharing (the paper's appendix) on this CPU, as conf/experiment/sharing.yaml sets
+# it: MiniLM-L6, 3 epochs, one seed; per task a standard adapter and one shared across layers at
+# rf 4/3, 4 and 16: 12 training runs on seeded subsets (task:examples sets data.limit_examples
+# for every split; the dev splits, 1500/872/408 examples, stay whole). Sized for under an hour
+# on 2 cores in fp32 (about 15 minutes at the stored Fig. 2 runs' bf16 pace, an AVX2 CPU
+# several times slower). The paper's setting: see the file's comment (SHARING_ARGS).
+SHARING_TASKS ?= glue/stsb:1500 glue/sst2:3000 glue/mrpc:1500
+SHARING_ARGS ?=
+reproduce-sharing: install ## Appendix: one adapter shared across layers (rf 1.33/4/16) vs standard (trains)
+	@for spec in $(SHARING_TASKS); do \
+		task=$${spec%%:*}; limit=; case $$spec in *:*) limit=data.limit_examples=$${spec#*:};; esac; \
+		$(TRAIN) -m experiment=sharing data=$$task $$limit skip_measured=true \
+			$(SHARING_ARGS) $(ARGS) && \
+		$(TRAIN) -m experiment=sharing sweep=train/sharing data=$$task $$limit \
+			$(SHARING_ARGS) $(ARGS) || exit 1; \
+	done
+	$(PY) -m adapterdrop.reporting --only sharing
+
+# AdapterFusion on this CPU, as conf/experiment/fusion.yaml sets it: 8 single-task adapters
+# (trained once, reused), a fusion per target task, pruned to k = 1..8 and with fusion layers
+# dropped, scored without retraining; sized for under an hour on 2 AVX-512 cores (an estimate
+# from the Fig. 2 runs' pace; fp32 on an AVX2-only CPU is several times slower). Targets:
+# FUSION_TASKS=glue/rte,glue/mrpc; the paper's setting: see the file's comment (FUSION_ARGS).
+FUSION_TASKS ?= glue/rte,glue/cola
+FUSION_ARGS ?=
+reproduce-fusion: install ## AdapterFusion: score vs pruned adapters k and dropped fusion layers n (trains)
+	$(TRAIN) -m experiment=fusion data=$(FUSION_TASKS) skip_measured=true $(FUSION_ARGS) $(ARGS)
+	$(PY) -m adapterdrop.reporting --only fusion
+
+# The methods frontier on this CPU, as conf/experiment/methods.yaml sets it: 8 methods (full
+# fine-tuning, Pfeiffer, Houlsby, AdapterBias with and without LayerNorms, CoDA r = 3 and 5,
+# LoRA) x 5 tasks on seeded 1000-example subsets of every split, 2 epochs: 40 training runs,
+# about an hour on 2 cores (an estimate from the runs' sizes, not yet measured). Other tasks:
+# METHODS_TASKS=glue/rte,superglue/cb; the paper-size setting: see the file's comment.
+METHODS_TASKS ?= glue/stsb,glue/rte,glue/sst2,superglue/wic,superglue/multirc
+METHODS_ARGS ?=
+reproduce-methods: install ## Methods frontier: score, parameters, step time, time to best (trains)
+	$(TRAIN) -m experiment=methods data=$(METHODS_TASKS) skip_measured=true $(METHODS_ARGS) $(ARGS)
+	$(PY) -m adapterdrop.reporting --only methods
 
 train: install ## One training run or sweep in .venv: make train ARGS="-m sweep=train/layers ..."
 	$(TRAIN) $(ARGS)

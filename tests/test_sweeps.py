@@ -62,14 +62,20 @@ def make_recipe(target: str) -> str:
 
 
 def make_commands(target: str, variables: dict[str, str]) -> list[tuple[str, list[str]]]:
-    """``(app, arguments)`` of each app call in ``make <target> VAR=...``, as make runs them."""
+    """``(app, arguments)`` of each app call in ``make <target> VAR=...``, as make runs them:
+    a loop ``for spec in $(TASKS)`` runs each call per ``task[:examples]`` word of the variable,
+    the examples as ``data.limit_examples``."""
     values = {**make_variables(), **variables}
     recipe = make_recipe(target)
+    loop = re.search(r"for spec in \$\((\w+)\)", recipe)
+    specs = values.get(loop[1], "").split() if loop else []
     commands = []
-    for app_var, args in re.findall(r"(\$\((?:TRAIN|BENCH)\))([^&|;]*)", recipe):
-        tasks = values.get("FIG2_TASKS", "").split() if "$$task" in args else [""]
-        for task in tasks:
+    # a call ends at a shell operator or at the next recipe line's $(PY) (tables, figures)
+    for app_var, args in re.findall(r"(\$\((?:TRAIN|BENCH)\))((?:(?!\$\(PY\))[^&|;])*)", recipe):
+        for spec in specs if "$$task" in args else [""]:
+            task, _, limit = spec.partition(":")
             text = args.replace("$$task", task)
+            text = text.replace("$$limit", f"data.limit_examples={limit}" if limit else "")
             text = re.sub(r"\$\((\w+)\)", lambda m: values.get(m[1], ""), text)
             commands.append((MAKE_APPS[app_var], shlex.split(text)))
     return commands

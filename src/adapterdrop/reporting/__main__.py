@@ -4,7 +4,14 @@
   (``<root>/<machine>/tables/<grid>.run.json``), then ``<root>/comparison/`` with machines side
   by side (:mod:`adapterdrop.reporting.benchmarks`);
 * Fig. 2: from the training results ``<root>/raw/fig2_*`` to ``<root>/tables/``
-  (:mod:`adapterdrop.reporting.fig2`), when there are any.
+  (:mod:`adapterdrop.reporting.fig2`), when there are any;
+* AdapterFusion pruning and fusion-AdapterDrop: from ``<root>/raw/fusion`` to ``<root>/tables/``
+  (:mod:`adapterdrop.reporting.fusion`, speed joined from the machines' Table 3), when there
+  are any;
+* cross-layer sharing (the paper's appendix): from ``<root>/raw/sharing`` to ``<root>/tables/``
+  (:mod:`adapterdrop.reporting.sharing`), when there are any;
+* the methods frontier: from ``<root>/raw/methods`` to ``<root>/tables/``
+  (:mod:`adapterdrop.reporting.methods`), when there are any.
 
 Nothing is measured or trained. It fails when there is nothing to build at all.
 """
@@ -17,8 +24,14 @@ from pathlib import Path
 
 from adapterdrop.reporting.benchmarks import COMPARISON_DIR, rebuild_all
 from adapterdrop.reporting.fig2 import VARIANTS, write_fig2_tables
+from adapterdrop.reporting.fusion import EXPERIMENT as FUSION_EXPERIMENT
+from adapterdrop.reporting.fusion import write_fusion_tables
+from adapterdrop.reporting.methods import EXPERIMENT as METHODS_EXPERIMENT
+from adapterdrop.reporting.methods import write_methods_tables
+from adapterdrop.reporting.sharing import EXPERIMENT as SHARING_EXPERIMENT
+from adapterdrop.reporting.sharing import write_sharing_tables
 
-ARTEFACTS = ("benchmarks", "fig2")
+ARTEFACTS = ("benchmarks", "fig2", "fusion", "sharing", "methods")
 
 
 def has_fig2_results(root: Path | str) -> bool:
@@ -54,6 +67,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         built_any |= bool(built)
     if args.only == "fig2" or (args.only is None and has_fig2_results(root)):
         for name, markdown in write_fig2_tables(root / "raw", root / "tables").items():
+            print(f"{name}\n{markdown}\n")
+        built_any = True
+    if args.only == "fusion" or (
+        args.only is None and Path(root, "raw", FUSION_EXPERIMENT).is_dir()
+    ):
+        for name, markdown in write_fusion_tables(root / "raw", root / "tables", root).items():
+            print(f"{name}\n{markdown}\n")
+        built_any = True
+    if args.only == "sharing" or (
+        args.only is None and Path(root, "raw", SHARING_EXPERIMENT).is_dir()
+    ):
+        for name, markdown in write_sharing_tables(root / "raw", root / "tables").items():
+            print(f"{name}\n{markdown}\n")
+        built_any = True
+    if args.only == "methods" or (
+        args.only is None and Path(root, "raw", METHODS_EXPERIMENT).is_dir()
+    ):
+        for name, markdown in write_methods_tables(root / "raw", root / "tables").items():
             print(f"{name}\n{markdown}\n")
         built_any = True
     if not built_any:
