@@ -13,6 +13,7 @@ from adapterdrop.cli.eval import EvaluationFailed, evaluate
 from adapterdrop.cli.train import find_trained_adapter, result_config, train
 from adapterdrop.data import DataError
 from adapterdrop.methods.fusion import fusion_layers
+from adapterdrop.reporting import figures
 from adapterdrop.reporting.fusion import write_fusion_tables
 from adapterdrop.results import iter_result_files, point_id, read_result, result_path
 from adapterdrop.train import fusion as train_fusion
@@ -230,3 +231,18 @@ def test_make_reproduce_fusion_runs_both_targets_over_the_same_adapters():
         assert cli_fusion.fused_tasks(cfg) == FUSED and cfg.data.limit_examples == 2000
         identities.append(cli_fusion.fused_identity(cfg, result_config))
     assert identities[0] == identities[1] and len(identities[0]["fused_adapters"]) == 8
+
+
+@NEEDS_DATA
+def test_the_figure_draws_the_main_metric_per_target_from_the_tables(fusion_run, monkeypatch):
+    tmp_path, _, _, _ = fusion_run
+    monkeypatch.setenv("ADAPTERDROP_DATA_DIR", str(DATA_DIR))
+    tables = tmp_path / "figure-tables"
+    write_fusion_tables(tmp_path / "results", tables, tmp_path / "no-machines")
+    pruning = figures.read_table(tables, "fusion_pruning")
+    fig = figures.fusion_figure(pruning, figures.read_table(tables, "fusion_drop"))
+    prune_ax, drop_ax = fig.axes[:2]
+    targets = pruning.loc[pruning["main"], ["task", "metric"]].drop_duplicates()
+    scored = [line for line in prune_ax.lines if line.get_linestyle() == "-"]
+    assert len(scored) == len(targets) and all(len(line.get_xdata()) == 8 for line in scored)
+    assert len([line for line in drop_ax.lines if line.get_linestyle() == "-"]) == len(targets)

@@ -1024,3 +1024,60 @@ def methods_figure(summary: pd.DataFrame) -> Figure:
     fig.suptitle(f"Methods frontier ({models}): score against size and training cost")
     _shared_legend(fig, axes[0], ncol=4)
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# AdapterFusion: pruning and fusion-AdapterDrop
+# --------------------------------------------------------------------------------------------
+
+
+def fusion_figure(pruning: pd.DataFrame, dropping: pd.DataFrame | None = None) -> Figure:
+    """From ``fusion_pruning.csv`` and ``fusion_drop.csv``: each target task's dev score (its
+    main metric) against the k adapters kept by activation (the full fusion at k = K), with the
+    measured inference speed-up of the same pruned fusion on a second axis where Table 3 has it;
+    and against the n lower layers whose fusion is dropped. Majority class: a grey line."""
+    pruning = pruning[pruning["main"].astype(bool)] if "main" in pruning else pruning
+    fig, axes = _new_figure(1, 2, 11.0, 4.4)
+    prune_ax, drop_ax = axes[0]
+    speed_columns = [c for c in pruning.columns if c.startswith("speedup_")]
+    speed_ax = (
+        prune_ax.twinx() if speed_columns and pruning[speed_columns].notna().any().any() else None
+    )
+    for k, ((model, task, metric), rows) in enumerate(pruning.groupby(["model", "task", "metric"])):
+        label = f"{task} ({model})"
+        prune_ax.plot(rows["k"], rows["score"], "o-", color=f"C{k}", label=label)
+        if "majority" in rows and rows["majority"].notna().any():
+            prune_ax.axhline(rows["majority"].iloc[0], color=f"C{k}", linestyle="-.", alpha=0.5)
+        for j, column in enumerate(speed_columns):
+            if speed_ax is not None and rows[column].notna().any():
+                marker = MACHINE_MARKERS[j % len(MACHINE_MARKERS)]
+                machine = column.removeprefix("speedup_")
+                speed_ax.plot(rows["k"], rows[column], marker + ":", color=IDEAL_COLOR,
+                              label=f"speed-up, {machine}")  # fmt: skip
+        if dropping is not None:
+            drop = dropping[(dropping["task"] == task) & (dropping["model"] == model)]
+            drop = drop[drop["metric"] == metric]
+            drop_ax.plot(drop["dropped_layers"], drop["score"], "o-", color=f"C{k}", label=label)
+            if "majority" in drop and drop["majority"].notna().any():
+                drop_ax.axhline(drop["majority"].iloc[0], color=f"C{k}", linestyle="-.", alpha=0.5)
+    prune_ax.set(
+        title="Pruned AdapterFusion (no retraining)",
+        xlabel="adapters kept k (most activated on the dev set)",
+        ylabel="dev score (task's main metric)",
+    )
+    if speed_ax is not None:
+        speed_ax.set_ylabel("inference speed-up vs the full fusion (Table 3)")
+        _legend(speed_ax, loc="lower right")
+    drop_ax.set(
+        title="AdapterDrop in fusion (no retraining)",
+        xlabel="lower layers without fusion n",
+        ylabel="dev score (task's main metric)",
+    )
+    _legend(prune_ax, loc="lower right" if speed_ax is None else "upper left")
+    if dropping is not None:
+        _legend(drop_ax)
+    fig.suptitle(
+        "AdapterFusion: score vs pruned adapters and dropped fusion layers "
+        "(dash-dot: majority class)"
+    )
+    return fig

@@ -10,6 +10,7 @@ weight and rank (``fusion/activation/<task>``, ``fusion/rank/<task>``). Tables:
   a machine's Table 3 measured a K-fusion pruned to k (``<root>/<machine>/tables/
   table3_pruning.csv``, our implementation), its inference speed-up (``speedup_<machine>``);
 * ``fusion_drop``: score vs n with the share of the n = 0 score kept, and the baseline;
+  both mark the task's main metric (``main``), the one the figure draws;
 * ``fusion_activations``: each fused adapter's mean weight and rank per target.
 
 Scores are means over the runs of a (model, task) with their count. Nothing is measured here.
@@ -145,10 +146,12 @@ def activation_table(activations: pd.DataFrame) -> pd.DataFrame:
 def with_baseline(table: pd.DataFrame, data_dir: Path | str | None = None) -> pd.DataFrame:
     """``majority``: the task's majority-class score on its dev split (NaN: none, or no data)."""
     if table.empty:
-        return table.assign(majority=pd.Series(dtype=float))
+        return table.assign(majority=pd.Series(dtype=float), main=pd.Series(dtype=bool))
     base = majority_baselines(table["task"].unique(), data_dir)
     base = base.dropna(subset=["metric"])[["task", "metric", "score"]]
     out = table.merge(base.rename(columns={"score": "majority"}), on=["task", "metric"], how="left")
+    pairs = zip(out["task"], out["metric"], strict=True)
+    out["main"] = [get_task_spec(task).main_metric == metric for task, metric in pairs]
     return out
 
 

@@ -33,7 +33,7 @@ FIGURES_ENV = "ADAPTERDROP_FIGURES_DIR"
 NOTEBOOKS = ("table1", "table2", "table3", "efficiency", "fig2")
 #: Notebooks of score experiments -> the table they draw (``<results>/tables/<table>.csv``):
 #: run by default once that experiment has results, as its make target builds them.
-SCORE_NOTEBOOKS = {"sharing": "sharing", "methods": "methods_summary"}
+SCORE_NOTEBOOKS = {"sharing": "sharing", "methods": "methods_summary", "fusion": "fusion_pruning"}
 DEFAULT_NOTEBOOKS_DIR = Path("notebooks")
 DEFAULT_TIMEOUT_S = 300
 #: Kernels at a time: while one imports or renders, another starts.
