@@ -4,12 +4,14 @@ README's own sweep lines run through joblib and submitit, list a failed job and 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -21,8 +23,9 @@ from omegaconf import OmegaConf, open_dict
 
 from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.validate import check_bench_keys, check_method
+from adapterdrop.cli import jobs
 from adapterdrop.cli.bench import setting_overrides
-from adapterdrop.cli.jobs import STATUS_FILE
+from adapterdrop.cli.jobs import STATUS_FILE, SweepProgress, sweep_size
 from adapterdrop.cli.train import result_config
 from adapterdrop.data import get_task_spec
 from adapterdrop.models import num_layers
@@ -355,3 +358,23 @@ def test_the_readme_sweep_runs_lists_a_failed_job_and_a_rerun_resumes(launcher, 
     assert read_result(ok)["created_at"] == created  # skipped, not retrained
     assert "already measured" in (tmp_path / "multirun" / "0" / "train.log").read_text()
     assert read_result(result_path(results, experiment, second))["status"] == "ok"
+
+
+def test_a_sweep_logs_each_job_of_its_total_with_the_time_left(monkeypatch, caplog):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", ["experiment=methods"], return_hydra_config=True)
+    cfg.hydra.overrides.task = ["experiment=methods", "data=glue/rte,glue/stsb"]  # as with -m
+    assert sweep_size(cfg) == 8 * 2  # the experiment's 8 methods, the command line's 2 tasks
+    progress = SweepProgress()
+    clock = iter([0.0, 0.0, 600.0])
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: next(clock))
+    progress.on_multirun_start(cfg)
+    job = SimpleNamespace(job=SimpleNamespace(num=0))
+    monkeypatch.setattr(jobs.HydraConfig, "get", lambda: job)
+    with caplog.at_level(logging.INFO, logger="adapterdrop.cli.jobs"):
+        progress.on_job_start(cfg)
+        progress.on_job_end(cfg, None)
+        job.job.num = 1
+        progress.on_job_start(cfg)
+    assert "job 1/16, 0 min elapsed" in caplog.text
+    assert "job 2/16, 10 min elapsed, about 2:30 h left" in caplog.text  # 15 jobs x 10 min

@@ -1,4 +1,5 @@
-"""Failed jobs of a Hydra multirun are each recorded and listed at the end, and fail the sweep.
+"""Failed jobs of a Hydra multirun are each recorded and listed at the end, and fail the sweep;
+:class:`SweepProgress` says before each job how far the sweep is and when it should end.
 
 Hydra's sweepers run every job of a batch and then re-raise only the first failure, so a sweep
 with three bad jobs named one. Here each job writes ``job_status.json`` in its own output folder
@@ -12,12 +13,15 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -88,3 +92,46 @@ class FailedJobsSummary(Callback):
             for s in failed
         ]
         raise SystemExit(f"{len(failed)} of {total} job(s) failed:\n" + "\n".join(lines))
+
+
+def sweep_size(config: DictConfig) -> int:
+    """How many jobs the multirun of ``config`` runs, as Hydra's basic sweeper expands them:
+    its ``hydra.sweeper.params`` first, the command line's overrides after."""
+    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    parser = OverridesParser.create()
+    overrides = parser.parse_overrides([*params, *config.hydra.overrides.task])
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
+
+
+class SweepProgress(Callback):
+    """Before each job of a multirun: ``job 3/40, 12 min elapsed, about 2:10 h left``, the time
+    left from the mean of the jobs so far (a job skipped as already measured counts too). With
+    the basic launcher jobs run in this process; a launcher that runs them elsewhere gets the
+    job's number only."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.started: float | None = None
+        self.done = 0
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.total, self.started, self.done = sweep_size(config), time.monotonic(), 0
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        number = HydraConfig.get().job.num + 1
+        if self.total is None or self.started is None:
+            log.info("job %d", number)
+            return
+        elapsed = time.monotonic() - self.started
+        left = ""
+        if self.done:
+            left = f", about {_clock(elapsed / self.done * (self.total - self.done))} left"
+        log.info("job %d/%d, %s elapsed%s", number, self.total, _clock(elapsed), left)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        self.done += 1
+
+
+def _clock(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}:{minutes % 60:02d} h" if minutes >= 60 else f"{minutes} min"
