@@ -120,7 +120,9 @@ TRAIN_RUNS: dict[str, tuple[str, ...]] = {
     "train-houlsby": ("method=houlsby",),
     "train-pfeiffer-shared": ("method=pfeiffer-shared",),
     "train-adapterbias": ("method=adapterbias",),
+    "train-adapterbias-ln": ("method=adapterbias-ln",),
     "train-coda": ("method=coda",),
+    "train-coda-r5": ("method=coda-r5",),
     "train-lora": ("method=lora",),
     "train-full": ("method=full",),
     "train-robust": ("method=pfeiffer", "drop.mode=robust", "eval_sweep=true"),
@@ -234,7 +236,8 @@ def side_folder_overrides(config: Path, out: Path) -> list[str]:
 
 def device_overrides(kind: str, device: str) -> list[str]:
     """Bench: the paper presets' fp16 on CUDA with the tiny grid kept (preset=cpu stops the
-    paper preset from resizing it), fp32 on one thread on CPU. Train: trainer=gpu (16-mixed)."""
+    paper preset from resizing it), fp32 on one thread on CPU. Train: trainer=gpu (bf16 where
+    the GPU has it, else fp16)."""
     if kind == "bench":
         if device == "cuda":
             return ["device=cuda", "dtype=fp16"]

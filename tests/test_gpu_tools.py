@@ -262,7 +262,7 @@ def test_every_check_composes_and_writes_nothing_into_results(tmp_path, device):
         if name in smoke.TRAIN_RUNS:
             assert cfg["model"]["tokenizer"] == "/tok"
             assert cfg["trainer"]["max_steps"] == 3 and not cfg["logger"]
-            expected = "16-mixed" if device == "cuda" else "32-true"
+            expected = "${adapterdrop.precision:gpu}" if device == "cuda" else "32-true"
             assert cfg["trainer"]["precision"] == expected
         else:
             assert cfg["dtype"] == ("fp16" if device == "cuda" else "fp32")

@@ -57,9 +57,16 @@ def training_precision(accelerator: str) -> str:
             f"adapterdrop.precision: unknown accelerator {accelerator!r}; choose one of "
             f"{sorted(ACCELERATOR_DEVICES)}"
         )
-    from adapterdrop.bench.devices import resolve_device, resolve_dtype  # torch, when needed
+    import torch
 
-    device = resolve_device(ACCELERATOR_DEVICES[accelerator])
+    from adapterdrop.bench.devices import resolve_dtype  # torch, when needed
+
+    if accelerator == "gpu" and not torch.cuda.is_available():
+        # Composed where the GPU is not (a cluster's login node, a config check): fp16 runs on
+        # every CUDA GPU, and the job resolves this again on its own node. Lightning itself
+        # refuses a GPU trainer on a machine without one.
+        return LIGHTNING_PRECISION["fp16"]
+    device = torch.device(ACCELERATOR_DEVICES[accelerator])
     return LIGHTNING_PRECISION[resolve_dtype("auto", device)]
 
 
