@@ -142,3 +142,13 @@ def test_make_reproduce_methods_runs_40_valid_jobs_each_at_its_learning_rate():
     assert ("coda", 3) in names and ("coda", 5) in names
     assert {job["optim"]["lr"] for job in jobs if job["method"]["name"] == "full"} == {5e-5}
     assert {job["data"]["task"] for job in jobs} >= {"superglue/wic", "superglue/multirc"}
+
+
+def test_the_average_is_over_the_tasks_every_method_ran(results):
+    _write(results, "glue/stsb", "lora", 0.5, step_s=0.4)  # LoRA ran STS-B only
+    summary = methods_tables(methods_scores(load_methods_runs(results)))["methods_summary"]
+    ours = summary[summary["source"] == "ours"].set_index("method")
+    assert ours.loc["pfeiffer", "average"] == pytest.approx(67.0)  # STS-B alone
+    assert ours.loc["lora", "average"] == pytest.approx(50.0)
+    assert set(ours["averaged_over"]) == {"glue/stsb"}
+    assert ours.loc["pfeiffer", "glue/rte accuracy (1000 ex.)"] == pytest.approx(67.0)

@@ -10,7 +10,9 @@ evaluation time per batch (``time/eval_step_s``), all measured on the same real 
 
 * ``methods``: one row per (method, task): mean and sample std of the score over seeds, the run
   count, and the costs (means over seeds);
-* ``methods_summary``: one row per method, a column per task (main metric x 100), the average,
+* ``methods_summary``: one row per method, a column per task (main metric x 100), the average
+  over the tasks every method ran (``averaged_over`` names them, so a method that ran more
+  tasks is not compared on a different set),
   the parameters, the step time relative to full fine-tuning (geometric mean over tasks) and the
   mean time to the best score; last, each task's majority-class baseline.
 
@@ -120,7 +122,9 @@ def methods_summary(table: pd.DataFrame, baselines: pd.DataFrame | None = None) 
     columns = sorted(set(table["column"]))
     wide = table.pivot_table(index=ROW_KEYS, columns="column", values="score", aggfunc="mean")
     wide = wide.reindex(columns=columns)
-    wide["average"] = wide[columns].mean(axis=1, skipna=False)
+    common = [c for c in columns if wide[c].notna().all()]
+    wide["average"] = wide[common].mean(axis=1) if common else float("nan")
+    wide["averaged_over"] = ", ".join(c.split(" ", 1)[0] for c in common)
     by_method = table.groupby(ROW_KEYS)
     wide["trainable_params"] = by_method["trainable_params"].max().astype("Int64")
     wide["step_vs_full"] = _relative_step(table)
@@ -129,7 +133,8 @@ def methods_summary(table: pd.DataFrame, baselines: pd.DataFrame | None = None) 
     summary.insert(0, "source", "ours")
     tasks = dict(zip(table["column"], table["task"], strict=True))
     frames = [summary, baseline_row({column: tasks[column] for column in columns}, baselines)]
-    order = ["source", *ROW_KEYS, *columns, "average", "trainable_params", "step_vs_full"]
+    order = ["source", *ROW_KEYS, *columns, "average", "averaged_over", "trainable_params"]
+    order.append("step_vs_full")
     return pd.concat(frames, ignore_index=True).reindex(columns=[*order, "time_to_best_s", "note"])
 
 
