@@ -85,6 +85,21 @@ def task_column(task: str, limit: int | None) -> str:
     return label if limit is None else f"{label} ({limit} ex.)"
 
 
+def main_score(run: pd.Series) -> tuple[str, int | None, float]:
+    """A training result's task, its subset size (``data.limit_examples``, None: whole) and
+    its main dev metric x 100; a result without that metric is an error naming its file."""
+    from adapterdrop.data import get_task_spec
+
+    task = run["config.data.task"]
+    metric = get_task_spec(task).main_metric
+    score = run.get(f"metrics.val/{metric}")
+    if score is None or pd.isna(score):
+        raise ValueError(f"{run['path']}: no val/{metric} metric for {task}")
+    limit = run.get("config.data.limit_examples")
+    limit = None if limit is None or pd.isna(limit) else int(limit)
+    return task, limit, 100 * float(score)
+
+
 def baseline_row(tasks: dict[str, str], baselines: pd.DataFrame | None) -> pd.DataFrame:
     """A score table's last row: each task column's majority class on the task's main metric
     (x 100), with notes where there is none (``tasks``: column -> task)."""

@@ -26,7 +26,7 @@ import pandas as pd
 
 from adapterdrop.data import get_task_spec
 from adapterdrop.reporting.baselines import majority_baselines
-from adapterdrop.reporting.tables import load_ok_results, write_table
+from adapterdrop.reporting.tables import load_experiment_runs, write_table
 
 EXPERIMENT = "fusion"
 SPEED_TABLE = "table3_pruning.csv"
@@ -177,13 +177,7 @@ def load_speed(root: Path | str) -> pd.DataFrame:
 
 def load_fusion_runs(results_root: Path | str) -> pd.DataFrame:
     """Every successful ``fusion`` training result under ``results_root``."""
-    runs = load_ok_results(results_root, EXPERIMENT)
-    if runs.empty:
-        raise FileNotFoundError(
-            f"no AdapterFusion results under {results_root}/{EXPERIMENT}: run "
-            "`make reproduce-fusion` first"
-        )
-    return runs
+    return load_experiment_runs(results_root, EXPERIMENT, "reproduce-fusion")
 
 
 def fusion_tables(

@@ -28,9 +28,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adapterdrop.data import get_task_spec
-from adapterdrop.reporting.baselines import baseline_row, majority_baselines, task_column
-from adapterdrop.reporting.tables import load_ok_results, write_table
+from adapterdrop.reporting.baselines import (
+    baseline_row,
+    main_score,
+    majority_baselines,
+    task_column,
+)
+from adapterdrop.reporting.tables import load_experiment_runs, write_table
 
 EXPERIMENT = "methods"
 ROW_KEYS = ["model", "precision", "method"]
@@ -71,13 +75,7 @@ def methods_scores(runs: pd.DataFrame) -> pd.DataFrame:
     labels = method_labels(runs)
     rows = []
     for index, run in runs.iterrows():
-        task = run["config.data.task"]
-        metric = get_task_spec(task).main_metric
-        score = run.get(f"metrics.val/{metric}")
-        if score is None or pd.isna(score):
-            raise ValueError(f"{run['path']}: no val/{metric} metric for {task}")
-        limit = run.get("config.data.limit_examples")
-        limit = None if limit is None or pd.isna(limit) else int(limit)
+        task, limit, score = main_score(run)
         row = {
             "model": run["config.model.name"],
             "precision": str(run["config.trainer.precision"]),
@@ -86,7 +84,7 @@ def methods_scores(runs: pd.DataFrame) -> pd.DataFrame:
             "task": task,
             "seed": int(run["config.seed"]),
             "path": run["path"],
-            "score": 100 * float(score),
+            "score": score,
             "trainable_params": _number(run.get("metrics.params/trainable")),
         }
         row |= {column: _number(run.get(f"metrics.{key}")) for key, column in COSTS.items()}
@@ -160,13 +158,8 @@ def methods_tables(scores: pd.DataFrame, baselines: pd.DataFrame | None = None):
 
 
 def load_methods_runs(results_root: Path | str) -> pd.DataFrame:
-    """The successful results of the ``methods`` experiment (none: an error saying what to run)."""
-    runs = load_ok_results(results_root, EXPERIMENT)
-    if runs.empty:
-        raise FileNotFoundError(
-            f"no results under {Path(results_root) / EXPERIMENT}: run `make reproduce-methods`"
-        )
-    return runs
+    """Every successful ``methods`` training result under ``results_root``."""
+    return load_experiment_runs(results_root, EXPERIMENT, "reproduce-methods")
 
 
 def write_methods_tables(

@@ -18,9 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from adapterdrop.data import get_task_spec
-from adapterdrop.reporting.baselines import baseline_row, majority_baselines, task_column
-from adapterdrop.reporting.tables import load_ok_results, write_table
+from adapterdrop.reporting.baselines import (
+    baseline_row,
+    main_score,
+    majority_baselines,
+    task_column,
+)
+from adapterdrop.reporting.tables import load_experiment_runs, write_table
 
 EXPERIMENT = "sharing"
 #: The appendix's rows: score per GLUE task (dev, x 100), the 8-task average, adapter weights.
@@ -54,13 +58,7 @@ def sharing_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run: its adapter row, task column, seed, main score x 100 and size."""
     rows = []
     for _, run in runs.iterrows():
-        task = run["config.data.task"]
-        metric = get_task_spec(task).main_metric
-        score = run.get(f"metrics.val/{metric}")
-        if score is None or pd.isna(score):
-            raise ValueError(f"{run['path']}: no val/{metric} metric for {task}")
-        limit = run.get("config.data.limit_examples")
-        limit = None if limit is None or pd.isna(limit) else int(limit)
+        task, limit, score = main_score(run)
         shared = bool(run["config.method.shared"])
         trainable = run.get("metrics.params/trainable")
         rows.append(
@@ -74,7 +72,7 @@ def sharing_scores(runs: pd.DataFrame) -> pd.DataFrame:
                 "task": task,
                 "seed": int(run["config.seed"]),
                 "path": run["path"],
-                "score": 100 * float(score),
+                "score": score,
                 "trainable_params": float("nan") if trainable is None else float(trainable),
             }
         )
@@ -134,12 +132,7 @@ def _paper_rows(tasks: dict[str, str]) -> pd.DataFrame:
 
 def load_sharing_runs(results_root: Path | str) -> pd.DataFrame:
     """Every successful ``sharing`` training result under ``results_root``."""
-    runs = load_ok_results(results_root, EXPERIMENT)
-    if runs.empty:
-        raise FileNotFoundError(
-            f"no sharing results under {results_root}/{EXPERIMENT}: run `make reproduce-sharing`"
-        )
-    return runs
+    return load_experiment_runs(results_root, EXPERIMENT, "reproduce-sharing")
 
 
 def write_sharing_tables(

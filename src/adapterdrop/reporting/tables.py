@@ -49,6 +49,17 @@ def load_ok_results(
     return ok
 
 
+def load_experiment_runs(results_root: Path | str, experiment: str, target: str) -> pd.DataFrame:
+    """The successful results of one training experiment; none is an error naming the make
+    ``target`` that trains them."""
+    runs = load_ok_results(results_root, experiment)
+    if runs.empty:
+        raise FileNotFoundError(
+            f"no {experiment} results under {Path(results_root) / experiment}: run `make {target}`"
+        )
+    return runs
+
+
 def _cell(value: Any, float_format: str) -> str:
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return ""
