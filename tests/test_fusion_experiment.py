@@ -15,9 +15,11 @@ from adapterdrop.data import DataError
 from adapterdrop.methods.fusion import fusion_layers
 from adapterdrop.reporting import figures
 from adapterdrop.reporting.fusion import write_fusion_tables
+from adapterdrop.reporting.notebooks import run_all
 from adapterdrop.results import iter_result_files, point_id, read_result, result_path
 from adapterdrop.train import fusion as train_fusion
 from adapterdrop.train.preflight import check_run
+from conftest import REPO
 from test_eval import compose_eval
 from test_sweeps import compose_job, job_overrides, make_commands
 from test_train import DATA_DIR, TINY_LAYERS, compose_train, shrunk
@@ -246,3 +248,16 @@ def test_the_figure_draws_the_main_metric_per_target_from_the_tables(fusion_run,
     scored = [line for line in prune_ax.lines if line.get_linestyle() == "-"]
     assert len(scored) == len(targets) and all(len(line.get_xdata()) == 8 for line in scored)
     assert len([line for line in drop_ax.lines if line.get_linestyle() == "-"]) == len(targets)
+
+
+@NEEDS_DATA
+def test_the_notebook_draws_the_tables_of_the_run(fusion_run, monkeypatch):
+    tmp_path, _, _, _ = fusion_run
+    monkeypatch.setenv("ADAPTERDROP_DATA_DIR", str(DATA_DIR))
+    root = tmp_path / "notebook-root"
+    write_fusion_tables(tmp_path / "results", root / "tables", tmp_path / "no-machines")
+    out = tmp_path / "figures"
+    written, failed = run_all(root, out, notebooks_dir=REPO / "notebooks", only=["fusion"])
+    assert not failed, failed
+    assert (out / "fusion.png").stat().st_size > 10_000
+    assert (out / "fusion.pdf").read_bytes().startswith(b"%PDF")

@@ -9,6 +9,7 @@ import pytest
 from adapterdrop.reporting import figures
 from adapterdrop.reporting.__main__ import main as make_tables
 from adapterdrop.reporting.baselines import task_column
+from adapterdrop.reporting.notebooks import run_all
 from adapterdrop.reporting.sharing import (
     PAPER_SHARING,
     load_sharing_runs,
@@ -17,6 +18,7 @@ from adapterdrop.reporting.sharing import (
     write_sharing_tables,
 )
 from adapterdrop.results import make_result, write_result
+from conftest import REPO
 from test_sweeps import check_command, make_commands
 
 ENVIRONMENT = {"hostname": "test"}
@@ -120,6 +122,17 @@ def test_the_entry_point_writes_the_table_and_the_figure_draws_it(results, tmp_p
     assert "shared, rf 1.33, 221,568 trainable" in labels
     assert "paper, shared, rf 4 (roberta-base)" in labels
     assert any(label.startswith("paper") for label in labels)
+
+
+def test_the_notebook_draws_the_table_the_entry_point_wrote(results, tmp_path):
+    make_tables(["--root", str(results.parent), "--only", "sharing"])
+    out = tmp_path / "figures"
+    written, failed = run_all(
+        results.parent, out, notebooks_dir=REPO / "notebooks", only=["sharing"]
+    )
+    assert not failed, failed
+    assert (out / "sharing.png").stat().st_size > 10_000
+    assert (out / "sharing.pdf").read_bytes().startswith(b"%PDF")
 
 
 def test_missing_results_name_the_make_target(tmp_path):
