@@ -7,13 +7,17 @@
 * the bench measures and the reporting layer tabulates: no bench module but the sweep asks
   reporting for tables, and reporting never runs a measurement or a training;
 * a method defined here, in the test, plugs in through ``register`` / ``build_method`` and
-  ``AdapterEncoder`` alone, trains, and batches its tasks through its own hook.
+  ``AdapterEncoder`` alone, trains, and batches its tasks through its own hook;
+* a new method written as a module file plus a ``conf/method`` preset, both outside the
+  repository, is chosen with ``method=<name>`` and trains through ``python -m
+  adapterdrop.cli.train``: adding a method touches those two files only.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from adapterdrop.core import Encoder, Method, Site, SiteBatch, SiteInputs, SiteKey, SiteModule
@@ -302,3 +307,116 @@ def test_it_trains_through_the_encoders_trainable_parameters(scale_method):
     assert all(p.grad is None for p in encoder.backbone.parameters())
     assert all(p.abs().sum() > 0 for p in params)  # every site's module learned
     assert all(p.abs().sum() == 0 for p in encoder.trainable("b"))  # b got no gradient
+
+
+# ------------------------------------------- a method added as its module and its preset
+#: A whole new method, as a user adds one: this module file and the preset below. It lives in a
+#: folder of the test's, outside the package, so its preset names it in ``_module_``; inside the
+#: package (``src/adapterdrop/methods/site_scale.py``) the registry finds it without that line.
+EXAMPLE_MODULE = '''\
+"""Site scale: a learned per-channel term ``x * scale + shift`` after each layer's FFN."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from adapterdrop.core import Encoder, Method, Site, SiteInputs, SiteModule
+from adapterdrop.methods.registry import register
+
+
+class SiteScale(SiteModule):
+    """Zero-initialised: a fresh module leaves the frozen model unchanged."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.zeros(hidden_size))
+        self.shift = nn.Parameter(torch.zeros(hidden_size))
+
+    def delta(self, inputs: SiteInputs) -> torch.Tensor:
+        return inputs.projected * self.scale + self.shift
+
+
+@register("example-site-scale")
+@dataclass
+class SiteScaleMethod(Method):
+    """A ``SiteScale`` at the FFN output of every layer ``>= leave_out``."""
+
+    leave_out: int = 0
+
+    def apply(self, encoder: Encoder, task: str) -> None:
+        encoder.check_dropped(self.leave_out)
+        encoder.add_task(task, self)
+        for layer in range(self.leave_out, encoder.num_layers):
+            encoder.add_module_at(task, layer, Site.OUTPUT, SiteScale(encoder.hidden_size))
+'''
+EXAMPLE_PRESET = """\
+# Site scale (an example method): x * scale + shift after each layer's FFN output.
+name: example-site-scale
+_module_: example_site_scale
+leave_out: 0
+"""
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def tree(*roots: Path) -> set[Path]:
+    return {path for root in roots for path in root.rglob("*") if "__pycache__" not in path.parts}
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "glue" / "RTE" / "dev.tsv").is_file(), reason="no real GLUE RTE files"
+)
+def test_a_new_method_is_its_module_and_its_preset_and_trains_through_the_cli(tmp_path):
+    """The method above, written as a real module and a ``conf/method`` preset in a folder of
+    the test's, is chosen with ``method=<name>`` through the real training config and trains a
+    step (specialized drop at n = 1 included) through ``python -m adapterdrop.cli.train``;
+    nothing in the repository changes."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "example_site_scale.py").write_text(EXAMPLE_MODULE)
+    (tmp_path / "conf" / "method").mkdir(parents=True)
+    (tmp_path / "conf" / "method" / "example-site-scale.yaml").write_text(EXAMPLE_PRESET)
+    before = tree(PACKAGE, REPO / "conf")
+    command = [
+        sys.executable,
+        "-m",
+        "adapterdrop.cli.train",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        "method=example-site-scale",
+        "drop.mode=specialized",
+        "drop.n=1",
+        "model=tiny",
+        "data=glue/rte",
+        "logger=none",
+        f"data.data_dir={SHARED_DATA}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.limit_examples=16",
+        "data.batch_size=8",
+        "trainer.max_steps=1",
+        "trainer.precision=32-true",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        f"paths.results_root={tmp_path / 'results'}",
+        f"paths.checkpoints_root={tmp_path / 'checkpoints'}",
+        f"paths.adapters_root={tmp_path / 'adapters'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "pkg"), "WANDB_MODE": "disabled"}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [path] = (tmp_path / "results" / "train").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "ok" and record["kind"] == "train"
+    assert record["config"]["method"] == yaml.safe_load(EXAMPLE_PRESET)
+    hidden, layers = 64, 4  # conf/model/tiny.yaml
+    assert record["metrics"]["params/trainable"] == (layers - 1) * 2 * hidden  # n = 1 left out
+    assert record["metrics"]["train/loss"] > 0
+    assert tree(PACKAGE, REPO / "conf") == before
+
+
+def test_a_method_module_that_does_not_import_is_named():
+    with pytest.raises(ValueError, match=r"_module_: cannot import 'no_such_method_module'"):
+        build_method({"name": "x", "_module_": "no_such_method_module"})
+    with pytest.raises(ValueError, match=r"_module_ must name a Python module, got 3"):
+        build_method({"name": "x", "_module_": 3})

@@ -1,8 +1,10 @@
 """A small registry: a method name in a config maps to a ``core.Method`` class.
 
 Adding a method is one module (or package) here that calls ``register``, and one
-``conf/method/*.yaml`` preset; nothing outside it changes. ``unregister`` removes a name again
-(for methods defined in tests).
+``conf/method/*.yaml`` preset; nothing outside it changes. A method kept outside this package
+(a project of one's own, a test) names its module in the preset, ``_module_: my_pkg.my_method``:
+``build_method`` imports it, so its ``register`` call runs, before looking the name up.
+``unregister`` removes a name again (for methods defined in tests).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from adapterdrop.core import Method
 
 _REGISTRY: dict[str, Callable[..., Method]] = {}
+#: The config key naming the module that registers a method from outside this package.
+MODULE_KEY = "_module_"
 
 
 def register(name: str, **preset: Any) -> Callable[[type[Method]], type[Method]]:
@@ -49,6 +53,9 @@ def build_method(cfg: Mapping[str, Any]) -> Method:
     """Instantiate a method from its config; unknown names and keys fail with the valid ones."""
     _load_builtin_methods()
     params = dict(cfg)
+    module = params.pop(MODULE_KEY, None)
+    if module is not None:
+        _import_method_module(module)
     name = params.pop("name", None)
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; choose one of {sorted(_REGISTRY)}")
@@ -59,6 +66,18 @@ def build_method(cfg: Mapping[str, Any]) -> Method:
             f"method {name!r} has no option(s) {sorted(unknown)}; valid: {sorted(factory.fields)}"
         )
     return factory(**params)
+
+
+def _import_method_module(module: Any) -> None:
+    """Import the module a method config names in ``_module_`` (Python caches it: once)."""
+    if not isinstance(module, str) or not module:
+        raise ValueError(f"{MODULE_KEY} must name a Python module, got {module!r}")
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        raise ValueError(
+            f"{MODULE_KEY}: cannot import {module!r} ({err}); is its folder on PYTHONPATH?"
+        ) from err
 
 
 def _load_builtin_methods() -> None:
