@@ -6,6 +6,9 @@
   method imports the engine or anything above it;
 * the bench measures and the reporting layer tabulates: no bench module but the sweep asks
   reporting for tables, and reporting never runs a measurement or a training;
+* one concept has one home (one model cache, one forward under autocast, one encoder builder,
+  the encoder's storage and the site-key spelling private to their modules), and removed code
+  stays removed;
 * a method defined here, in the test, plugs in through ``register`` / ``build_method`` and
   ``AdapterEncoder`` alone, trains, and batches its tasks through its own hook;
 * a new method written as a module file plus a ``conf/method`` preset, both outside the
@@ -16,6 +19,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import subprocess
@@ -156,6 +160,53 @@ def test_reporting_runs_no_measurement_or_training(module):
     imported = ours(imported_names(source(module)))
     runners = {n for n in imported if n.startswith(RUNNERS)}
     assert not runners, f"{module} imports {sorted(runners)}"
+
+
+# ------------------------------------------------------------------ one of each
+@functools.cache
+def sources() -> dict[str, str]:
+    return {module: source(module).read_text() for module in ALL_MODULES}
+
+
+def holders(text: str) -> list[str]:
+    """Modules of ``src/adapterdrop`` whose source contains ``text``."""
+    return sorted(module for module, code in sources().items() if text in code)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        # one cache of built benchmark models, one forward-under-autocast, one encoder builder
+        ("ModelCache()", ["adapterdrop.bench.model_cache"]),
+        ("torch.autocast(device.type", ["adapterdrop.bench.devices"]),
+        ("with precision(", ["adapterdrop.bench.training_step"]),
+        ("def build_encoder(", ["adapterdrop.bench.models"]),
+        ("def check_choices(", ["adapterdrop.bench.validate"]),
+        # the encoder's storage is its own: others ask modules_of / trainable
+        ("task_modules", ["adapterdrop.engine"]),
+        # text split on "_": site keys in core.sites alone (Table 1 splits its callables' names,
+        # "ours_pfeiffer", into implementation and method)
+        ('split("_"', ["adapterdrop.bench.experiments.table1", "adapterdrop.core.sites"]),
+    ],
+)
+def test_one_concept_has_one_home(text, where):
+    assert holders(text) == where
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["site_position", "adapterhub_fusion_forward", "new_encoder", "apply_preset", "workloads"],
+)
+def test_removed_code_stays_removed(name):
+    assert holders(name) == []
+    assert not list(PACKAGE.rglob(f"{name}.py"))
+
+
+def test_site_keys_are_typed_outside_the_core():
+    """``"3_output"`` is ``str(SiteKey)``'s business: no other module spells a site as text."""
+    spelled = [f'_{site.name.lower()}"' for site in Site] + [f"}}_{s.name.lower()}" for s in Site]
+    spelling = [m for m in ALL_MODULES if any(text in sources()[m] for text in spelled)]
+    assert spelling == ["adapterdrop.core.sites"]
 
 
 # ------------------------------------------------------------- a method of the test's own
