@@ -36,7 +36,7 @@ SMOKE_ARGS ?=
 # FIG2_TASKS="glue/stsb glue/mrpc"; fewer seeds: FIG2_SEEDS=42. The specialized sweep covers
 # every layer of the model. The paper's setting, online on a GPU box: make reproduce-fig2 \
 #   FIG2_TASKS="glue/rte ..." \
-#   FIG2_ARGS="model=roberta-base model.pretrained=true trainer=gpu trainer.max_epochs=10 optim.lr=1e-4"
+#   FIG2_ARGS="model=roberta-base model.pretrained=true trainer.max_epochs=10 optim.lr=1e-4"
 FIG2_TASKS ?= glue/stsb glue/sst2:8000
 FIG2_SEEDS ?= 42,43,44
 FIG2_ARGS ?=

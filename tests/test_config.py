@@ -327,12 +327,29 @@ def test_gpu_training_precision_is_bf16_where_supported_and_composes_without_a_g
         training_precision("tpu")
 
 
+@pytest.mark.parametrize("cuda", [False, True])
+def test_the_default_trainer_is_the_one_for_the_hardware_the_job_runs_on(monkeypatch, cuda):
+    """trainer=auto composes to trainer=gpu's settings where CUDA is, else trainer=cpu's, so a
+    SLURM job trains on its node's GPU unasked and CPU results keep their ids."""
+    monkeypatch.setattr(devices.torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(devices.torch.cuda, "is_bf16_supported", lambda: True)
+    for experiment in ("", "experiment=methods"):
+        overrides = [experiment] if experiment else []
+        auto = composed("train", overrides)["trainer"]
+        assert (
+            auto
+            == composed("train", [*overrides, f"trainer={'gpu' if cuda else 'cpu'}"])["trainer"]
+        )
+        assert auto["accelerator"] == ("gpu" if cuda else "cpu")
+        assert auto["precision"] == training_precision("gpu" if cuda else "cpu")
+
+
 def test_fig2_experiments_hold_the_cpu_settings_and_override_groups():
     for name in ("fig2_standard", "fig2_robust", "fig2_specialized"):
         text = (CONF / "experiment" / f"{name}.yaml").read_text()
-        assert "override /trainer: cpu" in text and "override /model: minilm-l6" in text
+        assert "override /model: minilm-l6" in text and "override /trainer: auto" in text
         cfg = composed("train", [f"experiment={name}"])
-        assert cfg["trainer"]["precision"] == training_precision("cpu")
+        assert cfg["trainer"] == composed("train", [f"experiment={name}", "trainer=cpu"])["trainer"]
         assert cfg["trainer"]["max_epochs"] == 3
         assert cfg["optim"]["lr"] == 1e-3 and cfg["model"]["name"] == "minilm-l6"
     makefile = (CONF.parent / "Makefile").read_text()

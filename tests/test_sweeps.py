@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
@@ -247,17 +248,26 @@ def test_bench_sweeps_set_only_their_grid_and_swept_keys():
     assert setting_overrides(["bench=table3", "logger.wandb.offline=false"], "table3") == []
 
 
-def test_the_slurm_launcher_sets_partition_gpus_and_time_and_goes_with_the_gpu_trainer():
+def test_the_slurm_launcher_sets_partition_gpus_and_time_and_its_jobs_train_on_the_gpu(
+    monkeypatch,
+):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
             "train",
-            ["hydra/launcher=slurm", "trainer=gpu", "hydra.launcher.partition=gpu"],
+            ["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
             return_hydra_config=True,
         )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
     assert launcher.gpus_per_node == 1 and launcher.timeout_min == 240
+    # the trainer resolves where it is read: on the login node (no CUDA) the CPU, on the job's
+    # node the GPU it was given, in its mixed precision
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cfg.trainer.accelerator == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert cfg.trainer.accelerator == "gpu" and cfg.trainer.devices == 1
+    assert cfg.trainer.precision == "bf16-mixed"
     for app, launcher in (("train", "submitit_local"), ("bench", "slurm"), ("bench", "joblib")):
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = compose(app, [f"hydra/launcher={launcher}"], return_hydra_config=True)

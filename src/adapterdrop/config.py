@@ -6,6 +6,9 @@
 - ``${adapterdrop.precision:<accelerator>}`` (conf/trainer/cpu.yaml, gpu.yaml): Lightning's
   precision for what is fast there, chosen while composing, so every result stores the
   concrete choice (:func:`training_precision`).
+- ``${adapterdrop.accelerator:}`` (conf/trainer/auto.yaml, the default): ``gpu`` where CUDA is
+  available, else ``cpu``, decided where the job runs (a SLURM job on its GPU node), so the
+  default trainer is ``trainer=gpu`` or ``trainer=cpu`` there (:func:`training_accelerator`).
 - ``${adapterdrop.num_layers:<model>}`` (conf/experiment/fig2_specialized.yaml): the layer count
   of a ``conf/model`` entry, from the model's own config (:func:`adapterdrop.models.num_layers`).
 - ``${adapterdrop.options:<group>}`` (conf/hydra/help/*.yaml): a config group's options for
@@ -70,6 +73,14 @@ def training_precision(accelerator: str) -> str:
     return LIGHTNING_PRECISION[resolve_dtype("auto", device)]
 
 
+def training_accelerator() -> str:
+    """Lightning's accelerator for the hardware the run is on: ``gpu`` with CUDA, else ``cpu``
+    (each then trains in its fast precision, :func:`training_precision`)."""
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
 def model_layers(model: Mapping[str, Any]) -> int:
     from adapterdrop.models import num_layers
 
@@ -106,6 +117,7 @@ def register_resolvers() -> None:
     """Register (again: idempotent) every resolver above."""
     OmegaConf.register_new_resolver("adapterdrop.preset", resolve_preset, replace=True)
     OmegaConf.register_new_resolver("adapterdrop.precision", training_precision, replace=True)
+    OmegaConf.register_new_resolver("adapterdrop.accelerator", training_accelerator, replace=True)
     OmegaConf.register_new_resolver("adapterdrop.num_layers", model_layers, replace=True)
     OmegaConf.register_new_resolver("adapterdrop.options", group_options, replace=True)
     OmegaConf.register_new_resolver("adapterdrop.run_tag", run_tag, replace=True, use_cache=True)
