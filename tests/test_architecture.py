@@ -202,6 +202,62 @@ def test_removed_code_stays_removed(name):
     assert not list(PACKAGE.rglob(f"{name}.py"))
 
 
+#: Packages whose ``__init__`` is an API for code outside this repository's src (so a name may be
+#: used by tests and users only): the task catalogue and readers (``DataError`` is what callers
+#: catch, ``TaskDataModule`` what conf/data instantiates) and the method author's registry.
+PUBLIC_APIS = {"adapterdrop.data", "adapterdrop.methods"}
+
+
+def imports_from(code: str, package: str) -> set[str]:
+    """Names ``code`` imports from ``package`` itself (``from package import name``)."""
+    return {
+        alias.name
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.ImportFrom) and node.module == package
+        for alias in node.names
+    }
+
+
+def used_outside_tests(package: str, name: str) -> bool:
+    """Whether src or scripts import ``name`` from ``package``, or a notebook, config or src
+    spells it ``package.name``."""
+    code = [*sources().values(), *(p.read_text() for p in (REPO / "scripts").glob("*.py"))]
+    text = [*code, *(p.read_text() for p in (REPO / "notebooks").glob("*.ipynb"))]
+    text += [p.read_text() for p in (REPO / "conf").rglob("*.yaml")]
+    return any(name in imports_from(c, package) for c in code) or any(
+        f"{package}.{name}" in t for t in text
+    )
+
+
+def re_exports(package: str) -> list[str]:
+    """What ``package``'s ``__init__`` offers in ``__all__`` from its own modules."""
+    tree = ast.parse(source(package).read_text())
+    offered = {
+        ast.literal_eval(element)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(getattr(t, "id", "") == "__all__" for t in node.targets)
+        for element in node.value.elts
+    }
+    return [
+        alias.asname or alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{package}.")
+        for alias in node.names
+        if (alias.asname or alias.name) in offered
+    ]
+
+
+@pytest.mark.parametrize(
+    "package",
+    [m for m in ALL_MODULES if source(m).name == "__init__.py" and m not in PUBLIC_APIS],
+)
+def test_a_package_re_exports_only_what_its_users_import(package):
+    """No ``__init__`` re-export that only tests use (``adapterdrop.bench`` re-exported 20 names
+    nobody imported; ``adapterdrop.train`` four)."""
+    assert [n for n in re_exports(package) if not used_outside_tests(package, n)] == []
+
+
 def test_site_keys_are_typed_outside_the_core():
     """``"3_output"`` is ``str(SiteKey)``'s business: no other module spells a site as text."""
     spelled = [f'_{site.name.lower()}"' for site in Site] + [f"}}_{s.name.lower()}" for s in Site]

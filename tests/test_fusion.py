@@ -15,7 +15,6 @@ from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods import build_method
 from adapterdrop.methods.fusion import (
     FusionLayer,
-    drop_fusion_layers,
     fusion_layers,
     fusion_regularization_loss,
     prune_fusion,
@@ -304,7 +303,8 @@ def test_leave_out_builds_no_fusion_below_and_equals_dropping(backbone):
     add_fusion(encoder)
     full = run(encoder)
     left_out = copy.deepcopy(encoder)
-    drop_fusion_layers(left_out, "f", 2)
+    for layer in (0, 1):
+        left_out.remove_module("f", SiteKey(layer, Site.OUTPUT))
     assert [str(key) for key in sorted(left_out.modules_of("f"))] == ["2_output", "3_output"]
     dropped = run(encoder, dropped_layers=2)
     torch.testing.assert_close(run(left_out), dropped, atol=0, rtol=0)
@@ -328,15 +328,6 @@ def test_leave_out_matches_adapterhub(backbone):
     with torch.no_grad():
         expected = hub(input_ids=ids, attention_mask=mask).last_hidden_state
     torch.testing.assert_close(run(encoder), expected, atol=1e-5, rtol=1e-5)
-
-
-def test_drop_fusion_layers_keeps_the_top_layer(backbone):
-    encoder = with_adapters(backbone)
-    add_fusion(encoder, leave_out=2)
-    with pytest.raises(ValueError, match=r"cannot drop 4 of 4 layers: choose 0..3"):
-        drop_fusion_layers(encoder, "f", 4)
-    drop_fusion_layers(encoder, "f", 3)
-    assert list(fusion_layers(encoder, "f")) == [3]
 
 
 # ------------------------------------------------------------- wiring and errors

@@ -22,8 +22,9 @@ from adapterdrop.cli import train as cli_train
 from adapterdrop.cli.train import find_trained_adapter, instantiate_loggers, result_config, train
 from adapterdrop.config import training_precision
 from adapterdrop.results import point_id, read_result, result_path
-from adapterdrop.train import AdapterDropModule, RobustDropSampler, clock
+from adapterdrop.train import AdapterDropModule, clock
 from adapterdrop.train import module as module_file
+from adapterdrop.train.robust import RobustDropSampler
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 NEEDS_RTE = pytest.mark.skipif(

@@ -1,6 +1,5 @@
 """Training with PyTorch Lightning: standard, specialized, dynamic and robust AdapterDrop."""
 
-from adapterdrop.train.module import DROP_MODES, AdapterDropModule, DropConfig, OptimConfig
-from adapterdrop.train.robust import RobustDropSampler
+from adapterdrop.train.module import AdapterDropModule
 
-__all__ = ["DROP_MODES", "AdapterDropModule", "DropConfig", "OptimConfig", "RobustDropSampler"]
+__all__ = ["AdapterDropModule"]

@@ -20,7 +20,8 @@ One job per module:
 
 * ``fold``: the fast path's maths, fusion weights folded into the adapters' bottlenecks;
 * ``layer``: ``FusionLayer`` (one layer's fusion, plain and folded) and a task's layers;
-* ``pruning``: fusion-AdapterDrop (``drop_fusion_layers``) and pruning (``prune_fusion``);
+* ``pruning``: fewer fused adapters per layer (``prune_fusion``); fusion-AdapterDrop is the
+  method's ``leave_out`` (no fusion below it) or the engine's ``dropped_layers``;
 * ``recorder``: mean fusion weights over real tokens, the input to pruning;
 * ``method``: ``FusionMethod``, the registered method that wires fusion layers in (the registry
   imports it with every other method module).
@@ -33,12 +34,11 @@ from adapterdrop.methods.fusion.layer import (
     fusion_layers,
     fusion_regularization_loss,
 )
-from adapterdrop.methods.fusion.pruning import drop_fusion_layers, prune_fusion
+from adapterdrop.methods.fusion.pruning import prune_fusion
 from adapterdrop.methods.fusion.recorder import record_fusion_activations
 
 __all__ = [
     "FusionLayer",
-    "drop_fusion_layers",
     "fusion_layers",
     "fusion_regularization_loss",
     "prune_fusion",
