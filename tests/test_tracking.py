@@ -16,6 +16,7 @@ from adapterdrop.bench.runner import RunSummary
 from adapterdrop.cli.train import result_config, train
 from adapterdrop.results import make_result, point_id, result_path, write_result
 from conftest import REPO, SHARED_DATA
+from wandb_files import read_offline_run
 
 NEEDS_RTE = pytest.mark.skipif(
     not (SHARED_DATA / "glue" / "RTE" / "dev.tsv").is_file(),
@@ -143,7 +144,7 @@ def test_an_offline_training_run_holds_config_metrics_table_figure_and_artifact(
     cfg = shrunk(tmp_path, "logger=wandb", "eval_sweep=true", "experiment_name=wandb_check")
     metrics = train(cfg)
     [run_dir] = tracking.offline_runs(tmp_path / "out")
-    run = tracking.read_offline_run(run_dir)
+    run = read_offline_run(run_dir)
     pid = point_id(result_config(cfg))
     assert (run["name"], run["group"], run["job_type"]) == ("wandb_check", "wandb_check", "train")
     assert run["tags"] == ["train", "wandb_check"] and run["project"] == "adapterdrop"
@@ -183,7 +184,7 @@ def test_an_offline_benchmark_run_holds_points_tables_and_their_result_files(tmp
     cfg = {"bench": {"name": "table2"}, "machine": "box", "seed": 0}
     wandb_cfg = {"project": "adapterdrop", "offline": True, "save_dir": str(tmp_path / "out")}
     folder = tracking.log_benchmark(cfg, summary, tables, root, wandb_cfg)
-    run = tracking.read_offline_run(folder)
+    run = read_offline_run(folder)
     assert (run["name"], run["group"], run["job_type"]) == ("table2", "table2", "bench")
     assert run["tags"] == ["bench", "table2", "box"]
     assert json.loads(run["config"]["bench"]) == {"name": "table2"}
