@@ -155,9 +155,8 @@ report: install ## W&B report, a section per paper artefact (offline: says what 
 check-data: install ## Parse every task in ADAPTERDROP_DATA_DIR (default ../shared/data), print counts
 	$(PY) scripts/check_data.py $(ADAPTERDROP_DATA_DIR)
 
-tables: install ## Rebuild every table (each machine's, machines compared, Fig. 2) from results only
+tables: install ## Rebuild every table (each machine's, machines compared, training) and results.csv from results only
 	$(PY) -m adapterdrop.reporting
-	$(PY) -m adapterdrop.reporting.collect
 
 figures: install ## Every artefact's figure from the built tables (notebooks/, headless) to results/figures/
 	$(PY) -m adapterdrop.reporting.notebooks

@@ -25,7 +25,7 @@ Results and figures:
 
 * :mod:`adapterdrop.reporting.collect`: every result file (each machine's ``raw/`` folders and
   the training results in ``results/raw``) in one tidy table with its provenance,
-  schema-checked, written to ``results/results.csv`` by ``make tables``;
+  schema-checked, written to ``results/results.csv`` by the same entry point, last;
 * :mod:`adapterdrop.reporting.figures`: small plotting functions, one per artefact, drawn from
   the built tables (``results/<machine>/tables/*.csv``, ``results/tables/*.csv``), with
   :mod:`adapterdrop.reporting.baselines` (the majority-class baseline of a task's dev split);

@@ -11,7 +11,9 @@
 * cross-layer sharing (the paper's appendix): from ``<root>/raw/sharing`` to ``<root>/tables/``
   (:mod:`adapterdrop.reporting.sharing`), when there are any;
 * the methods frontier: from ``<root>/raw/methods`` to ``<root>/tables/``
-  (:mod:`adapterdrop.reporting.methods`), when there are any.
+  (:mod:`adapterdrop.reporting.methods`), when there are any;
+* last, every result file in one tidy table, ``<root>/results.csv``
+  (:mod:`adapterdrop.reporting.collect`; a malformed file fails the command, naming it).
 
 Nothing is measured or trained. It fails when there is nothing to build at all.
 """
@@ -19,10 +21,13 @@ Nothing is measured or trained. It fails when there is nothing to build at all.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from adapterdrop.reporting.benchmarks import COMPARISON_DIR, rebuild_all
+from adapterdrop.reporting.collect import OUT_NAME, CollectError, collect_results, summary
+from adapterdrop.reporting.collect import write_results as write_results_table
 from adapterdrop.reporting.fig2 import VARIANTS, write_fig2_tables
 from adapterdrop.reporting.fusion import EXPERIMENT as FUSION_EXPERIMENT
 from adapterdrop.reporting.fusion import write_fusion_tables
@@ -31,12 +36,27 @@ from adapterdrop.reporting.methods import write_methods_tables
 from adapterdrop.reporting.sharing import EXPERIMENT as SHARING_EXPERIMENT
 from adapterdrop.reporting.sharing import write_sharing_tables
 
-ARTEFACTS = ("benchmarks", "fig2", "fusion", "sharing", "methods")
+ARTEFACTS = ("benchmarks", "fig2", "fusion", "sharing", "methods", "results")
 
 
 def has_fig2_results(root: Path | str) -> bool:
     """Whether ``<root>/raw`` holds a folder of any Fig. 2 experiment."""
     return any(Path(root, "raw", experiment).is_dir() for experiment in VARIANTS)
+
+
+def write_results_csv(root: Path) -> Path | None:
+    """``<root>/results.csv`` from every result file under ``root`` (``None`` when there is
+    none); a malformed file exits non-zero, naming every bad file, and no table is written."""
+    try:
+        frame = collect_results(root)
+    except CollectError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
+    if frame.empty:
+        return None
+    out = write_results_table(frame, root / OUT_NAME)
+    print(f"{out}: {len(frame)} result files\n{summary(frame)}")
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -87,11 +107,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         for name, markdown in write_methods_tables(root / "raw", root / "tables").items():
             print(f"{name}\n{markdown}\n")
         built_any = True
+    if args.only == "results":
+        if write_results_csv(root) is None:
+            raise SystemExit(f"no result files under {root}/**/raw/")
+        return
     if not built_any:
         raise SystemExit(
             f"no built tables under {root}/*/tables and no Fig. 2 results under {root}/raw: "
             "run a benchmark or `make reproduce-fig2` first"
         )
+    if args.only is None:
+        write_results_csv(root)
 
 
 if __name__ == "__main__":

@@ -17,15 +17,14 @@ Raw timing samples stay in the files; list values are written as JSON text.
 Every file is validated; a malformed or misplaced file is never dropped silently:
 :class:`CollectError` lists every bad file by name, and no table is written.
 
-    python -m adapterdrop.reporting.collect [--root results] [--out results/results.csv]
+``python -m adapterdrop.reporting`` (``make tables``) writes it last, to ``<root>/results.csv``;
+``--only results`` writes it alone.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -195,24 +194,3 @@ def summary(frame: pd.DataFrame) -> str:
         detail = ", ".join(f"{n} {status}" for status, n in row.items() if n)
         lines.append(f"  {where}: {experiment}: {detail}")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=str(DEFAULT_ROOT), help="folder of the results")
-    parser.add_argument("--out", default=None, help=f"table to write (default <root>/{OUT_NAME})")
-    args = parser.parse_args(argv)
-    try:
-        frame = collect_results(args.root)
-    except CollectError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(1) from None
-    if frame.empty:
-        raise SystemExit(f"no result files under {args.root}/**/{RAW_DIR}/")
-    out = write_results(frame, args.out or Path(args.root) / OUT_NAME)
-    print(f"{out}: {len(frame)} result files\n{summary(frame)}")
-    return out
-
-
-if __name__ == "__main__":
-    main()
