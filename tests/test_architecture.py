@@ -135,6 +135,46 @@ def test_methods_depend_on_the_core_and_other_methods_only(module):
     assert not above, f"{module} imports {sorted(above)}"
 
 
+#: ARCHITECTURE.md's layers, top first: a module imports only its own layer and those above.
+LAYERS = [
+    {"results", "checks", "config"},
+    {"core"},
+    {"engine"},
+    {"methods"},
+    {"data"},
+    {"models", "heads"},
+    {"params"},
+    {"artefacts"},
+    {"reference"},
+    {"train"},
+    {"bench"},
+    {"reporting"},
+    {"tracking", "cli"},
+]
+#: The imports that reach down, each for a reason ARCHITECTURE.md gives: the bench sweep runs a
+#: grid end to end (conf/ through cli.conf_dir, then its tables), and the resolvers that conf/
+#: calls import what they resolve with when called.
+REACHING_DOWN = {
+    ("adapterdrop.bench.sweep", "adapterdrop.cli"),
+    ("adapterdrop.bench.sweep", "adapterdrop.reporting.benchmarks"),
+    ("adapterdrop.config", "adapterdrop.bench.devices"),
+    ("adapterdrop.config", "adapterdrop.models"),
+}
+
+
+def rank(module: str) -> int:
+    top = module.split(".")[1]
+    [index] = [i for i, names in enumerate(LAYERS) if top in names]
+    return index
+
+
+@pytest.mark.parametrize("module", [m for m in ALL_MODULES if m != "adapterdrop"])
+def test_each_layer_imports_only_the_layers_above_it(module):
+    modules = {n for n in ours(imported_names(source(module))) if n.count(".") >= 1}
+    below = {n for n in modules if n in ALL_MODULES and rank(n) > rank(module)}
+    assert below <= {n for m, n in REACHING_DOWN if m == module}, f"{module} imports {below}"
+
+
 #: What runs measurements or trainings: the reporting layer reads their results, never them.
 RUNNERS = (
     "adapterdrop.bench.sweep",
