@@ -13,7 +13,10 @@ Tables (``python -m adapterdrop.reporting``, :mod:`adapterdrop.reporting.__main_
 * ``table1``, ``table2``, ``table3``, ``efficiency`` (with ``efficiency_drop``, ``_coda``,
   ``_overheads``, ``_multitask``): each grid's ``tables(df, cfg)`` builders, the papers' values
   they set beside ours, and ``COMPARISON`` (the columns compared across machines);
-* :mod:`adapterdrop.reporting.fig2`: Fig. 2's tables from the training results;
+* the training artefacts' tables from their results (``results/raw/<experiment>``):
+  :mod:`adapterdrop.reporting.fig2` (Fig. 2), ``fusion`` (AdapterFusion pruning and
+  fusion-AdapterDrop), ``sharing`` (cross-layer sharing) and ``methods`` (the methods frontier),
+  with :mod:`adapterdrop.reporting.baselines` (the majority class, a task's main score);
 * :mod:`adapterdrop.reporting.tables` (load the valid results, write ``.md`` and ``.csv``) and
   :mod:`adapterdrop.reporting.cells` (cells read from a flattened result row).
 
@@ -27,8 +30,7 @@ Results and figures:
   the training results in ``results/raw``) in one tidy table with its provenance,
   schema-checked, written to ``results/results.csv`` by the same entry point, last;
 * :mod:`adapterdrop.reporting.figures`: small plotting functions, one per artefact, drawn from
-  the built tables (``results/<machine>/tables/*.csv``, ``results/tables/*.csv``), with
-  :mod:`adapterdrop.reporting.baselines` (the majority-class baseline of a task's dev split);
+  the built tables (``results/<machine>/tables/*.csv``, ``results/tables/*.csv``);
 * :mod:`adapterdrop.reporting.notebooks`: runs ``notebooks/*.ipynb`` headless (``make
   figures``), each writing its PNG and PDF to ``results/figures/``.
 
