@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from adapterdrop.data import get_task_spec
+from adapterdrop.data import get_task_spec, metrics
 
 
 def test_cola_matthews_correlation():
@@ -75,3 +75,33 @@ def test_copa_scores_choice_logits():
     assert get_task_spec("superglue/copa").compute_metrics(logits, [0, 0]) == {
         "accuracy": pytest.approx(0.5)
     }
+
+
+@pytest.mark.parametrize(
+    ("prediction", "answers", "em", "f1"),
+    [
+        ("The Fed.", ["fed"], 1.0, 1.0),  # case, punctuation and articles go
+        ("Obama", ["Barack Obama"], 0.0, 2 / 3),  # P 1, R 1/2
+        ("Barack H. Obama", ["Obama", "Barack Obama"], 0.0, 0.8),  # best gold: P 2/3, R 1
+        ("Paris", ["London"], 0.0, 0.0),
+        ("Paris", [], 0.0, 0.0),
+    ],
+)
+def test_squad_style_answer_scores(prediction, answers, em, f1):
+    assert metrics.answer_exact_match(prediction, answers) == em
+    assert metrics.answer_token_f1(prediction, answers) == pytest.approx(f1)
+
+
+def test_ranking_metrics_score_the_top_candidate_of_each_group():
+    # group (0, 0): "Obama" tops "Barack Obama"; group (1, 0): a tie goes to the first, "B"
+    result = metrics.compute_ranking_metrics(
+        ("f1", "em"),
+        np.array([0.5, 2.0, 1.0, 1.0]),
+        ["Barack Obama", "Obama", "B", "C"],
+        [["Barack Obama"], ["Barack Obama"], ["B"], ["B"]],
+        passage_ids=np.array([0, 0, 1, 1]),
+        query_ids=np.array([0, 0, 0, 0]),
+    )
+    assert result == {"f1": pytest.approx((2 / 3 + 1) / 2), "em": pytest.approx(1 / 2)}
+    with pytest.raises(ValueError, match="need the group ids"):
+        metrics.compute_ranking_metrics(("em",), np.zeros(1), ["B"], [["B"]])
