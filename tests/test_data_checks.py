@@ -79,7 +79,10 @@ def test_missing_task_folder_lists_the_tasks_there_and_a_case_mismatch(tmp_path,
     with pytest.raises(DataError) as err:
         check_splits("superglue/boolq", tmp_path)
     message = str(err.value)
-    assert f"No superglue/boolq data at {tmp_path / 'superglue/BoolQ'}" in message
+    assert (
+        f"No superglue/boolq data at {tmp_path / 'superglue/BoolQ'} for split(s) train, "
+        "validation (needed by stage fit): "
+    ) in message
     assert "case-sensitive: rename it to BoolQ" in message
     assert f"Searched {tmp_path}; tasks found in {tmp_path}: glue/rte" in message
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "nowhere"))

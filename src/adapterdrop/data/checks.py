@@ -51,7 +51,8 @@ def check_splits(
     spec = task if isinstance(task, TaskSpec) else get_task_spec(task)
     stages = (stages,) if isinstance(stages, str) else stages
     splits = stage_splits(spec, stages)
-    root = resolve_data_dir(spec, data_dir)
+    needed_for = f" for split(s) {', '.join(splits)}{_needed_by(spec, stages, splits)}"
+    root = resolve_data_dir(spec, data_dir, needed_for if splits else "")
     if root is None:
         if probe and splits and not datasets.config.HF_HUB_OFFLINE:
             try:
@@ -64,10 +65,16 @@ def check_splits(
         return dict.fromkeys(splits)
     missing = [split for split in splits if not split_file(spec, root, split).is_file()]
     if missing:
-        needing = [stage for stage in stages or () if set(stage_splits(spec, stage)) & set(missing)]
-        needed_by = f" (needed by stage {', '.join(needing)})" if needing else ""
-        raise DataError(missing_splits_message(spec, root, missing, needed_by))
+        raise DataError(
+            missing_splits_message(spec, root, missing, _needed_by(spec, stages, missing))
+        )
     return {split: split_file(spec, root, split) for split in splits}
+
+
+def _needed_by(spec: TaskSpec, stages: Iterable[str] | None, splits: Sequence[str]) -> str:
+    """E.g. " (needed by stage fit)": the stages that read any of `splits`."""
+    needing = [stage for stage in stages or () if set(stage_splits(spec, stage)) & set(splits)]
+    return f" (needed by stage {', '.join(needing)})" if needing else ""
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,8 @@ class TaskDataModule(pl.LightningDataModule):
             raise DataError("the tokenizer has no pad token; set tokenizer.pad_token first")
         self.save_hyperparameters(ignore=["tokenizer"])
         self.tokenizer = tokenizer
+        check_splits(self.spec, data_dir, check_stages, probe=False)  # names what is missing
         self.data_dir = resolve_data_dir(self.spec, data_dir)
-        if self.data_dir is not None:
-            check_splits(self.spec, self.data_dir, check_stages, probe=False)
         self.cache_dir = Path(
             cache_dir or os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "adapterdrop"
         ).expanduser()

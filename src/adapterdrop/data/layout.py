@@ -41,10 +41,13 @@ def stage_splits(spec: TaskSpec, stages: str | Iterable[str] | None) -> tuple[st
     return tuple(split for split in spec.splits if split.startswith(prefixes))
 
 
-def resolve_data_dir(spec: TaskSpec, data_dir: str | os.PathLike[str] | None) -> Path | None:
+def resolve_data_dir(
+    spec: TaskSpec, data_dir: str | os.PathLike[str] | None, needed_for: str = ""
+) -> Path | None:
     """The configured data directory (argument, else env variable), checked to hold the task.
 
-    None means no local directory is configured, so the hub is the source.
+    None means no local directory is configured, so the hub is the source. `needed_for` says
+    in the error what wanted the task, e.g. " for split(s) train (needed by stage fit)".
     """
     chosen = data_dir or os.environ.get(DATA_DIR_ENV) or None
     if chosen is None:
@@ -52,7 +55,7 @@ def resolve_data_dir(spec: TaskSpec, data_dir: str | os.PathLike[str] | None) ->
     root = Path(chosen).expanduser()
     if not task_dir(spec, root).is_dir():
         origin = "data_dir" if data_dir else DATA_DIR_ENV
-        raise DataError(missing_task_message(spec, root, origin))
+        raise DataError(missing_task_message(spec, root, origin, needed_for))
     return root
 
 
@@ -117,7 +120,9 @@ def hub_alternative(spec: TaskSpec) -> str:
     )
 
 
-def missing_task_message(spec: TaskSpec, root: Path, origin: str = "data_dir") -> str:
+def missing_task_message(
+    spec: TaskSpec, root: Path, origin: str = "data_dir", needed_for: str = ""
+) -> str:
     """No folder for the task under `root`: what is there instead, and the ways out."""
     folder = task_dir(spec, root)
     if not root.is_dir():
@@ -134,7 +139,7 @@ def missing_task_message(spec: TaskSpec, root: Path, origin: str = "data_dir") -
     if near:
         hint = f"; found {near}, but folder names are case-sensitive: rename it to {folder.name}"
     return (
-        f"No {spec.key} data at {folder}: {origin} ({root}) must hold "
+        f"No {spec.key} data at {folder}{needed_for}: {origin} ({root}) must hold "
         f"{spec.benchmark}/{spec.local.folder}/ with {expected_files(spec)}{hint}. Searched "
         f"{root}; {found}. Alternatives: point data_dir (or {DATA_DIR_ENV}) at a directory "
         f"holding {spec.benchmark}/{spec.local.folder}/, or {hub_alternative(spec)}"
