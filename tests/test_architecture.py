@@ -298,6 +298,38 @@ def test_a_package_re_exports_only_what_its_users_import(package):
     assert [n for n in re_exports(package) if not used_outside_tests(package, n)] == []
 
 
+#: Generic code that once asked a method's name (``name == "lora"``, ``in ("full", ...)``).
+GENERIC = [
+    "adapterdrop.params",
+    "adapterdrop.artefacts",
+    "adapterdrop.heads",
+    "adapterdrop.engine",
+    "adapterdrop.train.module",
+    "adapterdrop.cli.train",
+    "adapterdrop.bench.experiments.efficiency_overheads",
+]
+
+
+def compared_strings(code: str) -> set[str]:
+    """String constants that ``code`` compares something with (``==``, ``!=``, ``in``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Compare):
+            for side in [node.left, *node.comparators]:
+                items = side.elts if isinstance(side, ast.Tuple | ast.List | ast.Set) else [side]
+                found |= {i.value for i in items if isinstance(i, ast.Constant)}
+    return {value for value in found if isinstance(value, str)}
+
+
+@pytest.mark.parametrize("module", GENERIC)
+def test_generic_code_asks_a_methods_flags_not_its_name(module):
+    code = sources()[module]
+    assert compared_strings(code) & set(method_names()) == set()
+    # nor reads a method's own parameter names (params.py once parsed peft's "lora_A.<task>")
+    strings = {n.value for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Constant)}
+    assert not [text for text in strings if isinstance(text, str) and "lora" in text]
+
+
 def test_site_keys_are_typed_outside_the_core():
     """``"3_output"`` is ``str(SiteKey)``'s business: no other module spells a site as text."""
     spelled = [f'_{site.name.lower()}"' for site in Site] + [f"}}_{s.name.lower()}" for s in Site]
