@@ -3,9 +3,10 @@
 Usage: .venv/bin/python scripts/check_data.py [DATA_DIR]   (default: $ADAPTERDROP_DATA_DIR)
 
 One line per split: the example count, the count per label name (score range for STS-B),
-and for grouped tasks the groups (MultiRC: paragraphs and questions; its examples are answer
-options). A task folder or split file that is not there is reported as absent, which is fine
-(BoolQ, MNLI, QNLI and QQP are not in the shared copy; such tasks load from the hub).
+and for grouped tasks the groups (MultiRC: paragraphs and questions, ReCoRD: passages and
+queries; their examples are answer options and candidate entities). A task folder or split
+file that is not there is reported as absent, which is fine (BoolQ, ReCoRD, MNLI, QNLI and QQP
+are not in the shared copy; such tasks load from the hub).
 Exit status: 0 when every split present parses, 1 when a file fails to parse (the message
 names the file and line), 2 when DATA_DIR does not exist or holds no task folder at all.
 """

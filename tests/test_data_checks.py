@@ -162,12 +162,15 @@ def test_check_data_reports_absent_splits_label_names_and_groups(tmp_path, capsy
     assert load_script().main(["check_data.py", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1] == (
-        "8 splits read, 0 failed to parse, 4 split files absent, 12 tasks absent"
+        "8 splits read, 0 failed to parse, 4 split files absent, 13 tasks absent"
     )
     lines = {tuple(line.split()[:2]): line for line in out.splitlines()}
     assert lines["superglue/boolq", "train"].endswith("absent (no file train.jsonl)")
     assert lines["superglue/boolq", "validation"].endswith("2  labels: False 1, True 1")
     assert "absent (no folder" in lines["glue/rte", "-"]
+    assert lines["superglue/record", "-"].endswith(
+        f"absent (no folder {tmp_path}/superglue/ReCoRD)"
+    )
     assert lines["superglue/cb", "train"].endswith(
         "3  labels: entailment 1, contradiction 0, neutral 2"
     )
@@ -190,7 +193,7 @@ def test_check_data_fails_only_on_parse_errors(tmp_path, capsys):
         in out
     )
     assert out.splitlines()[-1] == (
-        "7 splits read, 1 failed to parse, 4 split files absent, 12 tasks absent"
+        "7 splits read, 1 failed to parse, 4 split files absent, 13 tasks absent"
     )
 
 

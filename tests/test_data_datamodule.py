@@ -77,6 +77,15 @@ def superglue_row(spec, i: int, label) -> dict:
         answers = [{"text": f"answer {k}", "idx": k, **labelled} for k in range(2)]
         question = {"question": f"question {i}?", "idx": i, "answers": answers}
         return {"idx": i // 2, "passage": {"text": "A paragraph .", "questions": [question]}}
+    if spec.name == "record":  # two candidates, "Ann" (the answer) and "Bob"
+        answers = {} if label is None else {"answers": [{"start": 0, "end": 2, "text": "Ann"}]}
+        query = {"query": f"@placeholder ran {i} .", "idx": i, **answers}
+        entities = [{"start": 0, "end": 2}, {"start": 8, "end": 10}]
+        return {
+            "idx": i,
+            "passage": {"text": "Ann met Bob .", "entities": entities},
+            "qas": [query],
+        }
     return {**rows[spec.name], "idx": i, **labelled}
 
 
@@ -105,7 +114,7 @@ def test_every_task_yields_padded_batches(key, tokenizer, tmp_path):
     dm = TaskDataModule(key, tokenizer, data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
-    per_example = N_LABELLED * (2 if spec.name == "multirc" else 1)
+    per_example = N_LABELLED * (2 if spec.name in ("multirc", "record") else 1)
     assert batch["labels"].shape == (per_example,)
     assert batch["labels"].dtype == (
         torch.float32 if spec.task_type == "regression" else torch.long

@@ -7,7 +7,7 @@ import pytest
 from adapterdrop.data import TASKS, DataError, get_task_spec
 
 GLUE = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
-SUPERGLUE = ("boolq", "cb", "copa", "multirc", "rte", "wic", "wsc")
+SUPERGLUE = ("boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc")
 
 
 def test_registry_covers_glue_and_superglue():
@@ -66,6 +66,7 @@ def test_spec_is_frozen():
         ("superglue/cb", "classification", 3, "macro_f1"),
         ("superglue/copa", "multiple_choice", 1, "accuracy"),
         ("superglue/multirc", "classification", 2, "f1a"),
+        ("superglue/record", "classification", 2, "f1"),
     ],
 )
 def test_task_types_sizes_and_main_metrics(key, task_type, num_labels, main_metric):
@@ -85,6 +86,8 @@ def test_split_names():
     assert get_task_spec("superglue/cb").validation_split == "validation"
     assert get_task_spec("superglue/copa").num_choices == 2
     assert get_task_spec("superglue/multirc").group_info_keys == ("paragraph_ids", "question_ids")
+    record = get_task_spec("superglue/record")
+    assert record.group_info_keys == ("passage_ids", "query_ids", "entity", "answers")
 
 
 def test_copa_builds_one_pair_per_choice():
@@ -145,6 +148,14 @@ def test_wsc_keeps_the_text_when_the_pronoun_is_absent():
 def test_multirc_pairs_paragraph_with_question_and_answer():
     record = {"paragraph": "P.", "question": "Q?", "answer": "A."}
     assert get_task_spec("superglue/multirc").format_inputs(record) == (("P.", "Q? A."),)
+
+
+def test_record_fills_the_placeholder_with_the_candidate():
+    record = {"passage": "A met B.\n@highlight\nA won", "query": "@placeholder won.", "entity": "A"}
+    spec = get_task_spec("superglue/record")
+    assert spec.format_inputs(record) == (("A met B.\n- A won", "A won."),)
+    with pytest.raises(ValueError, match="no @placeholder"):
+        spec.format_inputs({**record, "query": "Someone won."})
 
 
 def test_every_input_format_has_a_formatter_and_each_module_has_one_job():

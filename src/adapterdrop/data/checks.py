@@ -136,8 +136,13 @@ def label_summary(spec: TaskSpec, examples: Sequence[Example]) -> str:
 
 def group_summary(spec: TaskSpec, examples: Sequence[Example]) -> str:
     """Distinct groups per level for grouped tasks, e.g. MultiRC's "456 paragraphs, 5131
-    questions" (its examples are the answer options); empty for other tasks."""
+    questions" (its examples are the answer options; ReCoRD's, the candidate entities of its
+    queries); empty for other tasks."""
     return ", ".join(
-        f"{len({example.groups[: depth + 1] for example in examples})} {field}s"
+        f"{len({example.groups[: depth + 1] for example in examples})} {_plural(field)}"
         for depth, field in enumerate(spec.group_fields)
     )
+
+
+def _plural(noun: str) -> str:
+    return f"{noun[:-1]}ies" if noun.endswith("y") else f"{noun}s"

@@ -53,7 +53,8 @@ class TaskDataModule(pl.LightningDataModule):
     With a data directory, construction checks that the split files of `check_stages` exist
     (see `check_splits`; default the "fit" stage's train and validation splits, `()` checks
     none), so a missing split fails here rather than in `trainer.fit`. `limit_examples` keeps
-    a seeded subset of each split; for grouped tasks (MultiRC) it keeps whole questions.
+    a seeded subset of each split; for grouped tasks it keeps whole questions (MultiRC) or
+    queries (ReCoRD).
     """
 
     def __init__(
@@ -149,11 +150,15 @@ class TaskDataModule(pl.LightningDataModule):
         )
 
     def group_info(self, split: str) -> dict[str, np.ndarray]:
-        """Per-example group ids in loader order, for `spec.compute_metrics` (MultiRC's EM)."""
+        """Per-example group ids in loader order, for `spec.compute_metrics` (MultiRC's EM),
+        and a ranking task's candidate texts and gold answers (ReCoRD), as object arrays."""
         if split not in self.datasets:
             self.load_splits([split])
-        table = self.datasets[split].with_format("numpy")
-        return {key: np.asarray(table[key]) for key in self.spec.group_info_keys}
+        dataset = self.datasets[split]
+        table = dataset.with_format("numpy")
+        info = {key: np.asarray(table[key]) for key in self.spec.group_id_keys}
+        info.update({key: _objects(dataset[key]) for key in self.spec.answer_fields})
+        return info
 
     def _read(self, split: str) -> list[Example]:
         examples = read_split(self.spec, self.data_dir, split)
@@ -245,6 +250,15 @@ def _pad(sequences: list[list[Any]], value: int, left: bool) -> torch.Tensor:
     return out.view(len(sequences), -1, longest) if nested else out
 
 
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    """A 1-D object array, even of equal-length lists (np.array would make those 2-D)."""
+    values = list(values)
+    array = np.empty(len(values), dtype=object)
+    for at, value in enumerate(values):
+        array[at] = value
+    return array
+
+
 def _check_counts(**counts: int | None) -> None:
     for name, value in counts.items():
         if value is not None and (not isinstance(value, int) or value <= 0):
@@ -299,8 +313,10 @@ def _encode_chunk(
     }
     if examples[0].label is not None:
         columns["labels"] = [example.label for example in examples]
-    for position, key in enumerate(spec.group_info_keys):
+    for position, key in enumerate(spec.group_id_keys):
         columns[key] = [example.groups[position] for example in examples]
+    for position, key in enumerate(spec.answer_fields):
+        columns[key] = [example.answer_info[position] for example in examples]
     return columns
 
 
@@ -313,8 +329,15 @@ def _features(columns: Mapping[str, Any], spec: TaskSpec) -> datasets.Features:
     if "labels" in columns:
         regression = spec.task_type == "regression"
         features["labels"] = datasets.Value("float32" if regression else "int64")
-    features.update({key: datasets.Value("int64") for key in spec.group_info_keys})
+    features.update({key: datasets.Value("int64") for key in spec.group_id_keys})
+    features.update({key: _text_feature(columns[key][0]) for key in spec.answer_fields})
     return datasets.Features(features)
+
+
+def _text_feature(value: Any) -> datasets.Value | datasets.List:
+    """Answer fields hold a text (a candidate) or a list of texts (the gold answers)."""
+    text = datasets.Value("string")
+    return text if isinstance(value, str) else datasets.List(text)
 
 
 def _save(dataset: datasets.Dataset, path: Path) -> None:

@@ -1,9 +1,9 @@
 """Input formatters: how a task's record becomes the text pair(s) the model sees.
 
 A plain pair task uses its first two text fields; tasks whose inputs are not a plain text pair
-(COPA, WSC, WiC, MultiRC) document their encoding in their formatter below. A formatter raises
-KeyError, TypeError or ValueError on a record it cannot encode; the readers turn that into a
-DataError naming the file and line.
+(COPA, WSC, WiC, MultiRC, ReCoRD) document their encoding in their formatter below. A formatter
+raises KeyError, TypeError or ValueError on a record it cannot encode; the readers turn that
+into a DataError naming the file and line.
 """
 
 from __future__ import annotations
@@ -46,6 +46,19 @@ def _multirc(record: Record, fields: tuple[str, ...]) -> tuple[Pair, ...]:
     """(paragraph, question + candidate answer): is this answer option correct?"""
     question, answer = _text(record, "question"), _text(record, "answer")
     return ((_text(record, "paragraph"), f"{question} {answer}"),)
+
+
+_PLACEHOLDER = "@placeholder"
+
+
+def _record(record: Record, fields: tuple[str, ...]) -> tuple[Pair, ...]:
+    """(passage, query with its @placeholder filled by the candidate entity): is this entity
+    the missing one? The passage's "@highlight" line markers become dashes."""
+    query, entity = _text(record, "query"), _text(record, "entity")
+    if _PLACEHOLDER not in query:
+        raise ValueError(f"query {query!r} has no {_PLACEHOLDER} to fill")
+    passage = _text(record, "passage").replace("@highlight\n", "- ")
+    return ((passage, query.replace(_PLACEHOLDER, entity)),)
 
 
 def _wic(record: Record, fields: tuple[str, ...]) -> tuple[Pair, ...]:
@@ -97,6 +110,7 @@ FORMATTERS: Mapping[str, Formatter] = {
     "pair": _text_pair,
     "copa": _copa,
     "multirc": _multirc,
+    "record": _record,
     "wic": _wic,
     "wsc": _wsc,
 }

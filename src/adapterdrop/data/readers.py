@@ -14,7 +14,7 @@ import itertools
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import datasets
 from huggingface_hub import constants as hub_constants
 
 from adapterdrop.data.errors import DataError
-from adapterdrop.data.formatters import Pair
+from adapterdrop.data.formatters import Pair, Record
 from adapterdrop.data.layout import (
     DATA_DIR_ENV,
     check_split_name,
@@ -42,11 +42,16 @@ Row = tuple[str, Mapping[str, Any], Any, tuple[int, ...]]
 
 @dataclass(frozen=True)
 class Example:
-    """One model input: a text pair per choice (a single pair unless multiple choice)."""
+    """One model input: a text pair per choice (a single pair unless multiple choice).
+
+    `groups` holds the ids of `TaskSpec.group_fields`, `answer_info` the values of its
+    `answer_fields` (ReCoRD: the candidate entity and its query's gold answers).
+    """
 
     pairs: tuple[Pair, ...]
     label: int | float | None
     groups: tuple[int, ...] = ()
+    answer_info: tuple[Any, ...] = ()
 
 
 def read_split(spec: TaskSpec, root: Path | None, split: str) -> list[Example]:
@@ -147,7 +152,8 @@ def _headerless_note(spec: TaskSpec) -> str:
 
 
 def _jsonl_rows(spec: TaskSpec, path: Path, split: str) -> Iterator[Row]:
-    """SuperGLUE JSON lines; MultiRC nests its answer options, which become one row each."""
+    """SuperGLUE JSON lines; MultiRC nests its answer options and ReCoRD its queries, whose
+    answer options (candidate entities) become one row each."""
     labelled = not split.startswith("test")
     with path.open(encoding="utf-8-sig") as handle:
         for line, text in enumerate(handle, start=1):
@@ -166,6 +172,8 @@ def _jsonl_rows(spec: TaskSpec, path: Path, split: str) -> Iterator[Row]:
                 )
             if spec.input_format == "multirc":
                 yield from _multirc_rows(obj, where, labelled)
+            elif spec.input_format == "record":
+                yield from _record_rows(obj, where, labelled)
             else:
                 keys = spec.local.columns or spec.text_fields
                 values = (_lookup(obj, key, where) for key in keys)
@@ -195,6 +203,84 @@ def _multirc_rows(obj: Mapping[str, Any], where: str, labelled: bool) -> Iterato
             name = f"{at}.answers[{a_at}].label"
             label = _label_field(answer, "label", where, labelled, name)
             yield where, record, label, (paragraph_id, question_id)
+
+
+def _record_rows(obj: Mapping[str, Any], where: str, labelled: bool) -> Iterator[Row]:
+    """ReCoRD: one row per query and distinct candidate entity of the passage (the entity
+    offsets are inclusive at both ends, as in the official files)."""
+    passage = _lookup(obj, "passage", where, dict)
+    text = _lookup(passage, "text", where, str, "passage.text")
+    passage_id = _lookup(obj, "idx", where, int)
+    spans = []
+    for at, entity in enumerate(_lookup(passage, "entities", where, list, "passage.entities")):
+        name = f"passage.entities[{at}]"
+        entity = _expect(entity, dict, where, name)
+        start = _lookup(entity, "start", where, int, f"{name}.start")
+        end = _lookup(entity, "end", where, int, f"{name}.end")
+        if not 0 <= start <= end < len(text):
+            raise DataError(
+                f"{where}: {name} spans characters {start}..{end}, which do not fit the "
+                f"passage of {len(text)} characters"
+            )
+        spans.append((start, text[start : end + 1]))
+    candidates = _by_first_start(spans)
+    for q_at, qa in enumerate(_lookup(obj, "qas", where, list)):
+        at = f"qas[{q_at}]"
+        qa = _expect(qa, dict, where, at)
+        query_id = _lookup(qa, "idx", where, int, f"{at}.idx")
+        query = _lookup(qa, "query", where, str, f"{at}.query")
+        answers = _record_answers(qa, where, at, labelled)
+        for record, label in _record_candidates(text, query, candidates, answers):
+            yield where, record, _MISSING if label is None else label, (passage_id, query_id)
+
+
+def _record_answers(qa: Mapping[str, Any], where: str, at: str, labelled: bool) -> list[str] | None:
+    """The gold answer texts of a ReCoRD query; None when it has none (a test split)."""
+    answers = _label_field(qa, "answers", where, labelled, f"{at}.answers")
+    if answers is _MISSING or (answers == [] and not labelled):
+        return None
+    answers = _expect(answers, list, where, f"{at}.answers")
+    if not answers:
+        raise DataError(f"{where}: field '{at}.answers' is empty, but this split needs labels")
+    texts = []
+    for a_at, answer in enumerate(answers):
+        answer = _expect(answer, dict, where, f"{at}.answers[{a_at}]")
+        texts.append(_lookup(answer, "text", where, str, f"{at}.answers[{a_at}].text"))
+    return texts
+
+
+def _by_first_start(spans: Iterable[tuple[int, str]]) -> list[str]:
+    """ReCoRD's candidates: the distinct entity texts in the order they first occur."""
+    return list(dict.fromkeys(text for _, text in sorted(spans)))
+
+
+def _record_candidates(
+    passage: str, query: str, candidates: Sequence[str], answers: Sequence[str] | None
+) -> Iterator[tuple[Record, int | None]]:
+    """A (record, label) per candidate of one ReCoRD query: label 1 when the candidate is a
+    gold answer, None when the query has no answers (test); each record carries the answers
+    for the official metric."""
+    gold = tuple(dict.fromkeys(answers or ()))
+    for entity in dict.fromkeys(candidates):
+        record = {"passage": passage, "query": query, "entity": entity, "answers": gold}
+        yield record, None if answers is None else int(entity in gold)
+
+
+def record_hub_rows(row: Mapping[str, Any]) -> Iterator[tuple[Record, int | None, tuple]]:
+    """(record, label, groups) per candidate of a hub ReCoRD row (one query). The hub lists
+    the entities as a set; the order comes from `entity_spans` (a list of span objects, or the
+    dict of lists `datasets` makes of one), so that it matches the local files'."""
+    spans = row.get("entity_spans") or []
+    if isinstance(spans, Mapping):
+        starts = zip(spans["start"], spans["text"], strict=True)
+    else:
+        starts = ((span["start"], span["text"]) for span in spans)
+    ordered = _by_first_start(starts)
+    candidates = ordered + sorted(set(row["entities"]) - set(ordered))
+    groups = (row["idx"]["passage"], row["idx"]["query"])
+    answers = list(row["answers"]) or None
+    for record, label in _record_candidates(row["passage"], row["query"], candidates, answers):
+        yield record, label, groups
 
 
 def _label_field(obj: Mapping[str, Any], key: str, where: str, labelled: bool, name: str) -> Any:
@@ -260,7 +346,7 @@ def _example(
         pairs = spec.format_inputs(record)
     except (KeyError, TypeError, ValueError) as err:
         raise DataError(f"{where}: cannot build the {spec.key} input: {err}") from None
-    return Example(pairs, label, groups)
+    return Example(pairs, label, groups, tuple(record[field] for field in spec.answer_fields))
 
 
 def _label_index(spec: TaskSpec, raw: Any, where: str) -> int | float | None:
@@ -296,17 +382,28 @@ def _utf8_error(path: Path) -> DataError:
 
 
 def _read_hub(spec: TaskSpec, split: str) -> list[Example]:
-    """Hub rows already carry the spec's field names and label indices (-1 when unlabelled)."""
     examples = []
     for index, row in enumerate(_load_hub_split(spec, split)):
         where = f"hub dataset {spec.hub_id} ({spec.hub_config}) {split} row {index}"
-        label = None if row["label"] == -1 else row["label"]
-        if spec.task_type != "regression" and label not in (None, *range(len(spec.label_names))):
-            raise DataError(f"{where}: unknown label {label!r}; valid labels: {spec.label_names}")
-        record = {field: row[field] for field in spec.text_fields}
-        groups = tuple(row["idx"][field] for field in spec.group_fields)
-        examples.append(_example(spec, split, where, record, label, groups))
+        for record, label, groups in _hub_records(spec, row):
+            valid = (None, *range(len(spec.label_names)))
+            if spec.task_type != "regression" and label not in valid:
+                raise DataError(
+                    f"{where}: unknown label {label!r}; valid labels: {spec.label_names}"
+                )
+            examples.append(_example(spec, split, where, record, label, groups))
     return examples
+
+
+def _hub_records(spec: TaskSpec, row: Mapping[str, Any]) -> Iterator[tuple[Record, Any, tuple]]:
+    """Hub rows already carry the spec's field names and label indices (-1 when unlabelled);
+    a ReCoRD row is one query, which becomes one record per candidate entity."""
+    if spec.input_format == "record":
+        yield from record_hub_rows(row)
+        return
+    record = {field: row[field] for field in spec.text_fields}
+    groups = tuple(row["idx"][field] for field in spec.group_fields)
+    yield record, None if row["label"] == -1 else row["label"], groups
 
 
 def _load_hub_split(spec: TaskSpec, split: str) -> Any:

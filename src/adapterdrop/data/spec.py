@@ -61,6 +61,9 @@ class TaskSpec:
     input_format: str = "pair"
     splits: tuple[str, ...] = GLUE_SPLITS
     group_fields: tuple[str, ...] = ()
+    answer_fields: tuple[str, ...] = ()
+    """(candidate text, gold answers) record fields of a ranking task (ReCoRD): each group is
+    scored by the text of its top-scored candidate against the gold answers, not by labels."""
 
     @property
     def key(self) -> str:
@@ -88,29 +91,49 @@ class TaskSpec:
         return next(split for split in self.splits if split.startswith("test"))
 
     @property
-    def group_info_keys(self) -> tuple[str, ...]:
-        """Names of the per-example group id arrays that `compute_metrics` expects."""
+    def group_id_keys(self) -> tuple[str, ...]:
+        """Names of the per-example group id arrays (MultiRC's paragraph and question ids)."""
         return tuple(f"{field}_ids" for field in self.group_fields)
+
+    @property
+    def group_info_keys(self) -> tuple[str, ...]:
+        """Names of the per-example arrays that `compute_metrics` expects besides predictions
+        and labels: the group ids, then a ranking task's candidate texts and gold answers."""
+        return self.group_id_keys + self.answer_fields
 
     def format_inputs(self, record: Record) -> tuple[Pair, ...]:
         """Text pair(s) for one record: one pair, or one per choice for multiple choice."""
         return FORMATTERS[self.input_format](record, self.text_fields)
 
     def compute_metrics(self, predictions: Any, labels: Any, **group_info: Any) -> dict[str, float]:
-        """Official metrics from logits or predicted labels; MultiRC needs its group ids."""
+        """Official metrics from logits or predicted labels; MultiRC needs its group ids,
+        ReCoRD its group ids, candidate texts and gold answers (see `group_info_keys`)."""
         missing = [key for key in self.group_info_keys if key not in group_info]
         if missing:
-            raise ValueError(f"{self.key} metrics need the group ids {missing} (see group_info)")
+            raise ValueError(f"{self.key} metrics need the group info {missing} (see group_info)")
         predictions = _as_numpy(predictions)
+        labels = _as_numpy(labels).reshape(-1)
+        if self.task_type != "regression" and (labels < 0).any():
+            raise ValueError("labels contain -1: an unlabelled (test) split cannot be scored")
+        groups = {key: _as_numpy(group_info[key]) for key in self.group_id_keys}
+        if self.answer_fields:
+            candidates, answers = (group_info[field] for field in self.answer_fields)
+            return metrics.compute_ranking_metrics(
+                self.metrics, _positive_scores(predictions), candidates, answers, **groups
+            )
         if self.task_type == "regression":
             predictions = predictions.reshape(-1)
         elif predictions.ndim == 2:
             predictions = predictions.argmax(axis=-1)
-        labels = _as_numpy(labels).reshape(-1)
-        if self.task_type != "regression" and (labels < 0).any():
-            raise ValueError("labels contain -1: an unlabelled (test) split cannot be scored")
-        groups = {key: _as_numpy(group_info[key]) for key in self.group_info_keys}
         return metrics.compute_metrics(self.metrics, predictions, labels, **groups)
+
+
+def _positive_scores(predictions: np.ndarray) -> np.ndarray:
+    """How strongly each example is predicted positive: the log-odds of binary logits (the
+    ranking then matches the softmax probability's), else the values as given (e.g. labels)."""
+    if predictions.ndim == 2 and predictions.shape[1] == 2:
+        return predictions[:, 1] - predictions[:, 0]
+    return predictions.reshape(-1)
 
 
 def _as_numpy(values: Any) -> np.ndarray:

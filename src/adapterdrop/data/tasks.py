@@ -152,6 +152,17 @@ _SPECS = (
         group_fields=("paragraph", "question"),
     ),
     _superglue(
+        "record",
+        task_type="classification",
+        label_names=("False", "True"),
+        text_fields=("passage", "query", "entity"),
+        metrics=("f1", "em"),
+        local=LocalFormat("ReCoRD", label_values=(0, 1)),
+        input_format="record",
+        group_fields=("passage", "query"),
+        answer_fields=("entity", "answers"),
+    ),
+    _superglue(
         "rte",
         task_type="classification",
         label_names=_NLI2,

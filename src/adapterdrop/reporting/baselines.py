@@ -44,7 +44,11 @@ def majority_baseline(task: str, root: Path | str) -> pd.DataFrame:
     label, count = Counter(labels.tolist()).most_common(1)[0]
     groups = {
         key: np.array([example.groups[i] for example in examples])
-        for i, key in enumerate(spec.group_info_keys)
+        for i, key in enumerate(spec.group_id_keys)
+    }
+    groups |= {
+        key: [example.answer_info[i] for example in examples]
+        for i, key in enumerate(spec.answer_fields)
     }
     scores = spec.compute_metrics(np.full(len(labels), label), labels, **groups)
     share = count / len(labels)
