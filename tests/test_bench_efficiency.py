@@ -102,7 +102,7 @@ def test_one_study_alone_and_resume(tmp_path):
         ("bench.specialized.dropped_layers=[0,7]", "dropped_layers 7 impossible"),
         ("bench.coda.token_ratios=[3,5]", "must include 1"),
         ("bench.coda.token_ratios=[1,0.5]", "token_ratio must be >= 1"),
-        ("bench.coda.seq_lens=[600]", "seq_len 600 impossible"),
+        ("bench.coda.seq_lens=[600]", "bench.coda.seq_lens 600 impossible"),
         ("bench.overheads.phases=[inference,serve]", "bench.overheads.phases"),
         ("+bench.overheads.methods.ft.name=full", "not allowed"),
         ("+bench.overheads.methods.lora.rank=8", "has no option"),

@@ -66,3 +66,46 @@ def test_every_grid_checks_timing_and_keys_first(tmp_path, no_model, grid, overr
     with pytest.raises(ValueError, match=message):
         run_benchmark(bench_cfg(tmp_path, grid, override))
     assert not (tmp_path / "raw").exists()
+
+
+#: Grid settings that make every grid valid on the tiny model (4 layers), so that each case
+#: below fails on its own override alone.
+TINY_GRID = {
+    "table1": ("bench.inference_processes=1",),
+    "table3": (),
+    "efficiency": ("bench.specialized.dropped_layers=[0,3]",),
+    "table2": TABLE2,
+}
+
+
+@pytest.mark.parametrize(
+    ("grid", "override", "message"),
+    [
+        ("table1", "bench.batch_size=8", r"bench.batch_size must be a list such as \[1, 8\]"),
+        ("table1", "bench.seq_len=64", r"bench.seq_len must be a list such as \[64, 128\]"),
+        ("table1", "bench.batch_size=[1.5]", r"bench.batch_size must be >= 1 in every entry"),
+        ("table1", "bench.methods=pfeiffer", r"bench.methods must be a list such as \[pfeiffer\]"),
+        ("table1", "bench.reduction_factor=abc", r"reduction_factor must be > 0, got 'abc'"),
+        ("table3", "bench.num_adapters=2", r"bench.num_adapters must be a list such as \[2, 8"),
+        ("table3", "bench.num_adapters=[1.5]", r"bench.num_adapters must be >= 1 in every entry"),
+        ("table3", "bench.batch_size=[8]", r"bench.batch_size must be an int >= 1, got \[8\]"),
+        ("table3", "bench.phases=training", r"bench.phases must be a list such as \[training\]"),
+        ("efficiency", "bench.batch_size=[8]", r"bench.batch_size must be an int >= 1, got \[8\]"),
+        ("efficiency", "bench.studies=robust", r"bench.studies must be a list such as"),
+        ("efficiency", "bench.specialized.dropped_layers=3", r"dropped_layers must be a list"),
+        ("efficiency", "bench.multitask.num_tasks=2", r"num_tasks must be a list such as \[2, 4"),
+        ("efficiency", "bench.coda.seq_lens=128", r"bench.coda.seq_lens must be a list such as"),
+        ("efficiency", "bench.coda.token_ratios=3", r"token_ratios must be a list such as"),
+        # options only the model's shapes refuse, for every method an efficiency study builds
+        ("efficiency", "bench.adapter.reduction_factor=0", r"bench.adapter: reduction_factor"),
+        ("efficiency", "bench.coda.method.reduction_factor=0", r"bench.coda.method: reduction"),
+        ("efficiency", "bench.overheads.methods.lora.r=0", r"lora: LoRA rank r must be >= 1"),
+        ("table2", "bench.min_reps_by_tasks=3", r"min_reps_by_tasks must map task counts to"),
+    ],
+)
+def test_scalars_lists_and_shape_options_are_checked_in_every_grid(
+    tmp_path, no_model, grid, override, message
+):
+    with pytest.raises(ValueError, match=message):
+        run_benchmark(bench_cfg(tmp_path, grid, *TINY_GRID[grid], override))
+    assert not (tmp_path / "raw").exists()

@@ -11,6 +11,11 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def is_number(value: Any) -> bool:
+    """An int or a float, not a bool (``True`` is an int to Python, never a size here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def check_int(value: Any, what: str, minimum: int = 1) -> int:
     """An int ``>= minimum`` (bools and floats such as 1.5 are refused)."""
     if not is_int(value) or value < minimum:

@@ -42,8 +42,10 @@ def check_timing(timing: Mapping[str, Any], what: str = "timing") -> dict[str, A
     return dict(timing)
 
 
-def check_choices(what: str, values: Sequence[Any], allowed: Sequence[Any]) -> list[Any]:
-    """``values`` as a list: non-empty, distinct, each one of ``allowed``."""
+def check_choices(what: str, values: Any, allowed: Sequence[Any]) -> list[Any]:
+    """``values`` as a list: non-empty, distinct, each one of ``allowed``. A bare string
+    (``bench.phases=training``) is refused, not split into its letters."""
+    check_list(values, what, f"[{allowed[0]}]")
     values = list(values)
     unknown = [v for v in values if v not in allowed]
     if unknown or not values or len(set(values)) != len(values):
@@ -51,19 +53,33 @@ def check_choices(what: str, values: Sequence[Any], allowed: Sequence[Any]) -> l
     return values
 
 
+def check_list(value: Any, what: str, example: str) -> list[Any]:
+    """A list (or tuple) as such: a scalar gets a hint to bracket it, instead of failing later
+    with ``'int' object is not iterable``."""
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{what} must be a list such as {example}, got {value!r}")
+    return list(value)
+
+
 def check_shapes(
-    model_cfg: Mapping[str, Any], batch_sizes: Iterable[int], seq_lens: Iterable[int]
+    model_cfg: Mapping[str, Any],
+    batch_sizes: Iterable[Any],
+    seq_lens: Iterable[Any],
+    names: tuple[str, str] = ("batch_size", "seq_len"),
 ) -> None:
-    """Refuse batch sizes < 1 and sequences longer than the model's position embeddings."""
+    """Refuse batch sizes that are not ints >= 1 and sequences that are not ints within the
+    model's position embeddings; ``names`` are the keys that set them, for the message."""
+    batch_name, seq_name = names
     for batch in batch_sizes:
-        if batch < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch}")
+        check_int(batch, batch_name)
     positions = model_config(model_cfg).max_position_embeddings
     # RoBERTa's positions start after the padding index, so two of its slots are unusable.
     limit = positions - 2 * (model_cfg["family"] == "roberta")
     for seq in seq_lens:
-        if not 1 <= seq <= limit:
-            raise ValueError(f"seq_len {seq} impossible for {model_cfg['name']}: use 1..{limit}")
+        if not is_int(seq) or not 1 <= seq <= limit:
+            raise ValueError(
+                f"{seq_name} {seq!r} impossible for {model_cfg['name']}: use 1..{limit}"
+            )
 
 
 def check_threads(threads: Any) -> int | None:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from transformers.activations import get_activation
 
+from adapterdrop.checks import is_number
 from adapterdrop.core import Encoder, Method, Site, SiteBatch, SiteInputs, SiteModule
 from adapterdrop.methods.registry import register
 
@@ -27,8 +28,8 @@ INITS = ("zero_up", "bert")
 
 def bottleneck_size(hidden_size: int, reduction_factor: float) -> int:
     """Width of the bottleneck; refuse factors that leave nothing or exceed the hidden size."""
-    if reduction_factor <= 0:
-        raise ValueError(f"reduction_factor must be > 0, got {reduction_factor}")
+    if not is_number(reduction_factor) or reduction_factor <= 0:
+        raise ValueError(f"reduction_factor must be > 0, got {reduction_factor!r}")
     size = int(hidden_size // reduction_factor)
     if not 1 <= size <= hidden_size:
         raise ValueError(

@@ -20,6 +20,7 @@ from adapterdrop.bench.experiments import efficiency_coda as coda
 from adapterdrop.bench.experiments import efficiency_drop as drop
 from adapterdrop.bench.experiments import efficiency_multitask as multitask
 from adapterdrop.bench.experiments import efficiency_overheads as overheads
+from adapterdrop.bench.validate import check_list
 
 #: Bump when a change to what this grid measures changes its numbers: its points are then
 #: remeasured and its tables start afresh (``bench.sweep.with_code_version``).
@@ -42,7 +43,7 @@ STUDIES = {
 
 def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The selected studies' points, in study order so consecutive points share models."""
-    selected = list(cfg["bench"]["studies"])
+    selected = check_list(cfg["bench"]["studies"], "bench.studies", "[robust, coda]")
     unknown = [s for s in selected if s not in STUDIES]
     if unknown or not selected:
         raise ValueError(f"bench.studies {selected} invalid; choose from {list(STUDIES)}")

@@ -28,7 +28,8 @@ from adapterdrop.bench.inputs import random_inputs
 from adapterdrop.bench.model_cache import cached
 from adapterdrop.bench.models import build_encoder
 from adapterdrop.bench.phases import time_phase
-from adapterdrop.bench.validate import check_method, check_shapes
+from adapterdrop.bench.validate import check_list, check_method, check_shapes
+from adapterdrop.checks import check_int_list
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.methods.coda import check_token_ratio, frozen_layer, selected_count
 
@@ -41,7 +42,8 @@ def ratio_name(ratio: float) -> str:
 def coda_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One point per sequence length; every ratio and the references are timed in it."""
     coda = cfg["bench"]["coda"]
-    ratios = [check_token_ratio(r) for r in coda["token_ratios"]]
+    given = check_list(coda["token_ratios"], "bench.coda.token_ratios", "[1, 3, 5]")
+    ratios = [check_token_ratio(r) for r in given]
     if 1 not in ratios:
         raise ValueError(
             f"coda token_ratios {ratios} must include 1, the dense parallel adapter that the "
@@ -53,7 +55,10 @@ def coda_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         raise ValueError(f"bench.coda.method must be a coda config, got {coda['method']}")
     for ratio in ratios:
         check_method({**coda["method"], "token_ratio": ratio}, "bench.coda.method")
-    check_shapes(cfg["model"], [coda["batch_size"]], coda["seq_lens"])
+    check_method(coda["method"], "bench.coda.method", cfg["model"])  # its shapes, once
+    seq_lens = check_int_list(coda["seq_lens"], "bench.coda.seq_lens", example="[128, 512]")
+    shape_keys = ("bench.coda.batch_size", "bench.coda.seq_lens")
+    check_shapes(cfg["model"], [coda["batch_size"]], seq_lens, shape_keys)
     target = coda["frozen_target"]
     if set(target) != {"seq_len", "token_ratio", "min_speedup"}:
         raise ValueError(
@@ -61,7 +66,7 @@ def coda_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         )
     common = {
         **common_fields(cfg, "coda"),
-        "adapter": check_method(cfg["bench"]["adapter"], "bench.adapter"),
+        "adapter": check_method(cfg["bench"]["adapter"], "bench.adapter", cfg["model"]),
         "coda_method": dict(coda["method"]),
         "token_ratios": sorted(ratios),
         "batch_size": coda["batch_size"],

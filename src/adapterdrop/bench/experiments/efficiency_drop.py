@@ -38,7 +38,7 @@ from adapterdrop.bench.stats import (
     percentile_ci,
 )
 from adapterdrop.bench.training_step import task_training_step
-from adapterdrop.bench.validate import check_method, check_shapes
+from adapterdrop.bench.validate import check_list, check_method, check_shapes
 from adapterdrop.heads import MultiTaskModel
 from adapterdrop.models import num_layers
 from adapterdrop.params import task_parameter_count
@@ -46,9 +46,10 @@ from adapterdrop.params import task_parameter_count
 
 def _shape_fields(cfg: Mapping[str, Any]) -> dict[str, Any]:
     bench = cfg["bench"]
-    check_shapes(cfg["model"], [bench["batch_size"]], [bench["seq_len"]])
+    shape_keys = ("bench.batch_size", "bench.seq_len")
+    check_shapes(cfg["model"], [bench["batch_size"]], [bench["seq_len"]], shape_keys)
     return {
-        "adapter": check_method(bench["adapter"], "bench.adapter"),
+        "adapter": check_method(bench["adapter"], "bench.adapter", cfg["model"]),
         "batch_size": bench["batch_size"],
         "seq_len": bench["seq_len"],
     }
@@ -68,7 +69,8 @@ def specialized_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One point timing an adapter with ``leave_out = n`` for every ``n`` of the grid."""
     layers = num_layers(cfg["model"])
     grid = cfg["bench"]["specialized"]["dropped_layers"]
-    dropped = list(range(layers)) if grid == "all" else list(grid)
+    what = "bench.specialized.dropped_layers"
+    dropped = list(range(layers)) if grid == "all" else check_list(grid, what, "[0, 3] or all")
     for n in dropped:
         if not isinstance(n, int) or not 0 <= n < layers:
             raise ValueError(

@@ -46,6 +46,7 @@ from adapterdrop.bench.training_step import (
     training_step,
 )
 from adapterdrop.bench.validate import check_choices, check_method, check_shapes
+from adapterdrop.checks import check_int, check_int_list
 from adapterdrop.heads import ClassificationHead, MultiTaskModel
 from adapterdrop.params import count_parameters, task_parameter_count
 
@@ -97,13 +98,15 @@ def multitask_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     bench = cfg["bench"]
     study = bench["multitask"]
     phases = check_choices("bench.multitask.phases", study["phases"], PHASES)
-    for k in study["num_tasks"]:
+    counts = check_int_list(study["num_tasks"], "bench.multitask.num_tasks", example="[2, 4, 8]")
+    for k in counts:
         task_names(k)
-    rows = study["batch_size"]
-    check_shapes(cfg["model"], [rows, *(rows * k for k in study["num_tasks"])], [bench["seq_len"]])
+    rows = check_int(study["batch_size"], "bench.multitask.batch_size")
+    shape_keys = ("bench.multitask.batch_size x num_tasks", "bench.seq_len")
+    check_shapes(cfg["model"], [rows * k for k in counts], [bench["seq_len"]], shape_keys)
     common = {
         **common_fields(cfg, "multitask"),
-        "adapter": check_method(bench["adapter"], "bench.adapter"),
+        "adapter": check_method(bench["adapter"], "bench.adapter", cfg["model"]),
         "batch_size": rows,
         "seq_len": bench["seq_len"],
     }

@@ -53,7 +53,7 @@ def overhead_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     phases = check_choices("bench.overheads.phases", study["phases"], PHASES)
     methods = {}
     for label, method in study["methods"].items():
-        checked = check_method(method, f"bench.overheads.methods.{label}")
+        checked = check_method(method, f"bench.overheads.methods.{label}", cfg["model"])
         if label in BASELINE.values() or not_compared(build_method(checked)):
             raise ValueError(
                 f"overheads method {label!r} ({method.get('name')}) is not allowed: "
@@ -64,7 +64,8 @@ def overhead_points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         methods[label] = checked
     if not methods:
         raise ValueError("bench.overheads.methods is empty: name at least one method")
-    check_shapes(cfg["model"], [bench["batch_size"]], [bench["seq_len"]])
+    shape_keys = ("bench.batch_size", "bench.seq_len")
+    check_shapes(cfg["model"], [bench["batch_size"]], [bench["seq_len"]], shape_keys)
     common = {
         **common_fields(cfg, "overheads"),
         "methods": methods,

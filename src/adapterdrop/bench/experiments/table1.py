@@ -41,6 +41,7 @@ from adapterdrop.bench.training_step import (
     full_training_step,
 )
 from adapterdrop.bench.validate import check_choices, check_shapes
+from adapterdrop.checks import check_int_list
 from adapterdrop.methods import build_method
 from adapterdrop.methods.bottleneck import bottleneck_size
 from adapterdrop.models import model_config
@@ -61,10 +62,14 @@ def method_config(method: str, reduction_factor: float) -> dict[str, Any]:
 def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One point per (sequence length, batch size, phase), validated before any model exists."""
     bench = cfg["bench"]
-    phases = check_choices("phases", bench["phases"], PHASES)
-    methods = check_choices("methods", bench["methods"], METHODS)
-    implementations = check_choices("implementations", bench["implementations"], IMPLEMENTATIONS)
-    check_shapes(cfg["model"], bench["batch_size"], bench["seq_len"])
+    phases = check_choices("bench.phases", bench["phases"], PHASES)
+    methods = check_choices("bench.methods", bench["methods"], METHODS)
+    implementations = check_choices(
+        "bench.implementations", bench["implementations"], IMPLEMENTATIONS
+    )
+    batch_sizes = check_int_list(bench["batch_size"], "bench.batch_size", example="[1, 8]")
+    seq_lens = check_int_list(bench["seq_len"], "bench.seq_len", example="[64, 128]")
+    check_shapes(cfg["model"], batch_sizes, seq_lens, ("bench.batch_size", "bench.seq_len"))
     bottleneck_size(model_config(cfg["model"]).hidden_size, bench["reduction_factor"])
     for method in methods:
         build_method(method_config(method, bench["reduction_factor"]))

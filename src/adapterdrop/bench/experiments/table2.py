@@ -78,7 +78,13 @@ def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     }
     # An explicit timing.min_reps (command line) wins, as over every grid budget. Entries for
     # T this run does not measure are unused: a job of a sweep over T measures one T.
-    reps = (bench["min_reps_by_tasks"] or {}) if cfg["timing"]["min_reps"] is None else {}
+    reps = bench["min_reps_by_tasks"] or {}
+    if not isinstance(reps, Mapping):
+        raise ValueError(
+            f"bench.min_reps_by_tasks must map task counts to rounds, such as {{2: 10, 4: 6}}, "
+            f"or be null; got {reps!r}"
+        )
+    reps = reps if cfg["timing"]["min_reps"] is None else {}
     for t, count in reps.items():
         if isinstance(t, bool) or not isinstance(t, int) or t < 1:
             raise ValueError(f"bench.min_reps_by_tasks keys must be task counts >= 1, got {t!r}")

@@ -33,6 +33,7 @@ from adapterdrop.bench.training_step import (
     full_training_step,
 )
 from adapterdrop.bench.validate import check_choices, check_shapes
+from adapterdrop.checks import check_int_list
 from adapterdrop.methods import build_method
 from adapterdrop.methods.bottleneck import bottleneck_size
 from adapterdrop.methods.fusion import fusion_regularization_loss
@@ -63,13 +64,14 @@ def _check_prune(prune: Mapping[str, Any] | None, counts: list[int]) -> tuple[in
 def points(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One point per (K, phase), validated before any model is built."""
     bench = cfg["bench"]
-    phases = check_choices("phases", bench["phases"], PHASES)
-    implementations = check_choices("implementations", bench["implementations"], IMPLEMENTATIONS)
-    counts = list(bench["num_adapters"])
-    if not counts or len(set(counts)) != len(counts) or any(k < 1 for k in counts):
-        raise ValueError(f"num_adapters must be distinct counts >= 1, got {counts}")
+    phases = check_choices("bench.phases", bench["phases"], PHASES)
+    implementations = check_choices(
+        "bench.implementations", bench["implementations"], IMPLEMENTATIONS
+    )
+    counts = check_int_list(bench["num_adapters"], "bench.num_adapters", example="[2, 8, 16]")
     prune = _check_prune(bench["prune"], counts)
-    check_shapes(cfg["model"], [bench["batch_size"]], [bench["seq_len"]])
+    shape_keys = ("bench.batch_size", "bench.seq_len")
+    check_shapes(cfg["model"], [bench["batch_size"]], [bench["seq_len"]], shape_keys)
     model = model_config(cfg["model"])
     bottleneck_size(model.hidden_size, bench["reduction_factor"])
     build_method(adapter_config(bench["reduction_factor"]))
