@@ -128,11 +128,19 @@ def test_engine_and_core_import_only_the_core(module):
         assert "adapterdrop.engine" not in imported
 
 
+#: What a method may import besides the core and other methods: the value checks, a leaf module
+#: that imports nothing of ours (a method's options are checked before it builds anything).
+METHOD_HELPERS = ("adapterdrop.checks",)
+
+
 @pytest.mark.parametrize("module", METHODS)
 def test_methods_depend_on_the_core_and_other_methods_only(module):
     imported = ours(imported_names(source(module)))
-    above = {n for n in imported if not n.startswith(("adapterdrop.core", "adapterdrop.methods"))}
+    allowed = ("adapterdrop.core", "adapterdrop.methods", *METHOD_HELPERS)
+    above = {n for n in imported if not n.startswith(allowed)}
     assert not above, f"{module} imports {sorted(above)}"
+    for helper in METHOD_HELPERS:
+        assert not ours(imported_names(source(helper))), f"{helper} must stay a leaf"
 
 
 #: ARCHITECTURE.md's layers, top first: a module imports only its own layer and those above.
