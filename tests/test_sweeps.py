@@ -20,6 +20,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
+from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
 from adapterdrop.bench.experiments import get_experiment
@@ -379,7 +380,7 @@ def test_a_sweep_logs_each_job_of_its_total_with_the_time_left(monkeypatch, capl
     clock = iter([0.0, 0.0, 600.0])
     monkeypatch.setattr(jobs.time, "monotonic", lambda: next(clock))
     progress.on_multirun_start(cfg)
-    job = SimpleNamespace(job=SimpleNamespace(num=0))
+    job = SimpleNamespace(mode=RunMode.MULTIRUN, job=SimpleNamespace(num=0))
     monkeypatch.setattr(jobs.HydraConfig, "get", lambda: job)
     with caplog.at_level(logging.INFO, logger="adapterdrop.cli.jobs"):
         progress.on_job_start(cfg)
@@ -388,3 +389,13 @@ def test_a_sweep_logs_each_job_of_its_total_with_the_time_left(monkeypatch, capl
         progress.on_job_start(cfg)
     assert "job 1/16, 0 min elapsed" in caplog.text
     assert "job 2/16, 10 min elapsed, about 2:30 h left" in caplog.text  # 15 jobs x 10 min
+
+
+def test_a_single_run_logs_no_job_number_and_warns_nothing(monkeypatch, caplog, recwarn):
+    # Hydra calls on_job_start for a single run too, where hydra.job.num is missing: the
+    # callback raised there, and Hydra's warning about it opened every run's output.
+    single = SimpleNamespace(mode=RunMode.RUN, job=SimpleNamespace())
+    monkeypatch.setattr(jobs.HydraConfig, "get", lambda: single)
+    with caplog.at_level(logging.INFO, logger="adapterdrop.cli.jobs"):
+        SweepProgress().on_job_start(OmegaConf.create({}))
+    assert caplog.text == "" and not recwarn.list

@@ -118,7 +118,10 @@ class SweepProgress(Callback):
         self.total, self.started, self.done = sweep_size(config), time.monotonic(), 0
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        number = HydraConfig.get().job.num + 1
+        hydra = HydraConfig.get()
+        if hydra.mode != RunMode.MULTIRUN:  # a single run has no job number (nor a sweep)
+            return
+        number = hydra.job.num + 1
         if self.total is None or self.started is None:
             log.info("job %d", number)
             return
