@@ -233,6 +233,23 @@ def test_training_sweeps_skip_measured_jobs_and_a_single_run_does_not():
         )
 
 
+@pytest.mark.parametrize("app", ["train", "eval"])
+def test_every_multirun_skips_measured_jobs_by_default_and_a_single_run_does_not(app):
+    # Not only the sweep files: `-m optim.lr=1e-3,1e-4` (no sweep=) retrained every job on a
+    # rerun, as the Makefile had to pass skip_measured=true itself.
+    def skip_measured(mode: RunMode, *overrides: str) -> bool:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(app, list(overrides), return_hydra_config=True)
+        cfg.hydra.mode = mode
+        HydraConfig.instance().set_config(cfg)
+        return cfg.skip_measured
+
+    assert skip_measured(RunMode.MULTIRUN) is True
+    assert skip_measured(RunMode.RUN) is False
+    assert skip_measured(RunMode.MULTIRUN, "skip_measured=false") is False
+    assert skip_measured(RunMode.RUN, "skip_measured=true") is True
+
+
 def test_bench_sweeps_set_only_their_grid_and_swept_keys():
     """So each job's setting shows in its overrides (variant tables follow them), and the
     ``sweep=`` choice itself is no setting of the grid."""

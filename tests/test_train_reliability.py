@@ -131,17 +131,17 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, ca
     assert not result_path(tmp_path / "results", "train", pid, "failed").exists()
 
 
-@NEEDS_RTE
-def test_a_multirun_names_every_failed_job_and_exits_non_zero(tmp_path):
+def run_multirun(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """``python -m adapterdrop.cli.train -m ...`` on the tiny model, one step per job, with
+    every output under ``tmp_path`` (the sweep's job folders in ``multirun/``)."""
     command = [
         sys.executable,
         "-m",
         "adapterdrop.cli.train",
         "-m",
-        "optim.lr=1e-3,-1,-2",
+        *overrides,
         "model=tiny",
         "logger=none",
-        f"data.data_dir={DATA_DIR}",
         "data.limit_examples=16",
         "data.batch_size=8",
         "trainer.max_steps=1",
@@ -152,13 +152,43 @@ def test_a_multirun_names_every_failed_job_and_exits_non_zero(tmp_path):
         f"paths.adapters_root={tmp_path}/adapters",
         f"hydra.sweep.dir={tmp_path}/multirun",
     ]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+@NEEDS_RTE
+def test_a_multirun_names_every_failed_job_and_exits_non_zero(tmp_path):
+    done = run_multirun(tmp_path, "optim.lr=1e-3,-1,-2", f"data.data_dir={DATA_DIR}")
     assert done.returncode != 0
     assert "2 of 3 job(s) failed:" in done.stderr
     assert "job 1 (optim.lr=-1" in done.stderr and "job 2 (optim.lr=-2" in done.stderr
     assert "optim.lr must be > 0, got -2" in done.stderr
     statuses = sorted(r["status"] for r in records(tmp_path))
     assert statuses == ["failed", "failed", "ok"]
+
+
+@NEEDS_RTE
+def test_a_bad_data_dir_beside_a_good_one_keeps_the_good_result_and_a_rerun_skips_it(tmp_path):
+    # -m data.data_dir=good,bad ended with one failed record and the good metrics gone: the
+    # data directory was no part of the run's identity. Every multirun skips measured jobs.
+    bad = tmp_path / "bad"
+    shutil.copytree(DATA_DIR / "glue" / "RTE", bad / "glue" / "RTE")
+    (bad / "glue" / "RTE" / "dev.tsv").write_text("")
+    sweep = f"data.data_dir={DATA_DIR},{bad}"
+    first = run_multirun(tmp_path, sweep)
+    assert first.returncode != 0 and "1 of 2 job(s) failed:" in first.stderr
+    assert (
+        f"job 1 (data.data_dir={bad}" in first.stderr
+        and "dev.tsv:1: the file is empty" in first.stderr
+    )
+    by_status = {r["status"]: r for r in records(tmp_path)}
+    assert sorted(by_status) == ["failed", "ok"]
+    good = result_path(tmp_path / "results", "train", by_status["ok"]["point_id"])
+    created = read_result(good)["created_at"]
+    again = run_multirun(tmp_path, sweep)
+    assert again.returncode != 0 and "1 of 2 job(s) failed:" in again.stderr
+    assert "already measured" in (tmp_path / "multirun" / "0" / "train.log").read_text()
+    assert read_result(good)["created_at"] == created and read_result(good)["status"] == "ok"
+    assert sorted(r["status"] for r in records(tmp_path)) == ["failed", "ok"]
 
 
 @NEEDS_RTE

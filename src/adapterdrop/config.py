@@ -17,6 +17,10 @@
 - ``${adapterdrop.run_tag:}`` (conf/hydra/default.yaml): six random hex digits, drawn once per
   config (cached like Hydra's ``${now:...}``, whose cache a multirun copies into every job), so
   runs started in the same second get folders of their own (:func:`run_tag`).
+- ``${adapterdrop.multirun:}`` (conf/train.yaml, eval.yaml: ``skip_measured``): true in a job of
+  a multirun (``-m``, any launcher), false in a single run, so every sweep skips the jobs
+  that already have a result by default and a rerun retries only failed and missing ones
+  (:func:`in_multirun`).
 
 Compose-API users (tests, notebooks) get them by importing anything from ``adapterdrop``.
 """
@@ -94,6 +98,15 @@ def run_tag() -> str:
     return secrets.token_hex(3)
 
 
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun; false outside Hydra (tests and
+    notebooks calling ``train(cfg)`` on a composed config)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def group_options(group: str, under: str | None = None) -> str:
     """``"a, b, glue/rte, ..."``: the options of ``group`` in the running app's search path;
     with ``under``, those in its subfolder ``under`` only, named with that prefix."""
@@ -120,4 +133,5 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("adapterdrop.accelerator", training_accelerator, replace=True)
     OmegaConf.register_new_resolver("adapterdrop.num_layers", model_layers, replace=True)
     OmegaConf.register_new_resolver("adapterdrop.options", group_options, replace=True)
+    OmegaConf.register_new_resolver("adapterdrop.multirun", in_multirun, replace=True)
     OmegaConf.register_new_resolver("adapterdrop.run_tag", run_tag, replace=True, use_cache=True)
