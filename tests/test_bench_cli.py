@@ -75,3 +75,29 @@ def test_small_t_gets_more_rounds_unless_min_reps_is_given(tmp_path):
         reps("bench.num_tasks=[2]", "timing.min_reps=null", by_tasks={"two": 3})
     with pytest.raises(ValueError, match=r"min_reps_by_tasks.2 must be an int >= 1, got 0"):
         reps("bench.num_tasks=[2]", "timing.min_reps=null", by_tasks={2: 0})
+
+
+def test_a_bench_multirun_whose_second_job_fails_exits_non_zero_naming_it(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "adapterdrop.cli.bench",
+        "-m",
+        "bench=table2",
+        *TINY_BENCH,
+        "bench.num_tasks=[2]",
+        "bench.processes=1",
+        "bench.dropped_layers=[0,3]",
+        "bench.batch_size=1,0",
+        f"paths.results_root={tmp_path}/raw",
+        f"paths.tables_root={tmp_path}/tables",
+        f"hydra.sweep.dir={tmp_path}/multirun",
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "1 of 2 job(s) failed:" in done.stderr
+    failed = next(line for line in done.stderr.splitlines() if line.startswith("  job 1 ("))
+    assert " bench.batch_size=0 " in failed
+    assert failed.endswith("ValueError: bench.batch_size must be an int >= 1, got 0")
+    records = [json.loads(p.read_text()) for p in (tmp_path / "raw" / "table2").glob("*.json")]
+    assert [r["status"] for r in records] == ["ok"]  # the first job measured its point

@@ -77,6 +77,17 @@ def test_an_unwritable_results_root_fails_before_any_model(tmp_path, no_model):
 
 
 @NEEDS_RTE
+def test_a_missing_train_split_fails_before_any_model(tmp_path, no_model):
+    # It was found inside trainer.fit, after the backbone had loaded.
+    task = tmp_path / "data" / "glue" / "RTE"
+    task.mkdir(parents=True)
+    shutil.copy(DATA_DIR / "glue" / "RTE" / "dev.tsv", task)
+    with pytest.raises(DataError, match=r"Missing glue/rte split\(s\) train \(needed by stage fit"):
+        train(shrunk(tmp_path, "logger=none", f"data.data_dir={tmp_path / 'data'}"))
+    assert [r["status"] for r in records(tmp_path)] == ["failed"]
+
+
+@NEEDS_RTE
 def test_other_data_files_are_another_result(tmp_path):
     copy = tmp_path / "data" / "glue" / "RTE"
     shutil.copytree(DATA_DIR / "glue" / "RTE", copy)
