@@ -41,6 +41,8 @@ def no_model(monkeypatch):
         ("timing.min_seconds=-1", r"min_seconds must be a number >= 0, got -1"),
         ("timing.max_reps=1", r"max_reps \(1\) must be >= min_reps \(2\)"),
         ("threads=0", r"threads must be an int >= 1, got 0"),
+        ("force=maybe", r"force must be true or false, got 'maybe'"),
+        ("measure=maybe", r"measure must be true or false, got 'maybe'"),
         ("+bench.foo=1", r"bench=table2 has no key\(s\) \['foo'\]; valid: \['batch_size', "),
         ("+timing.fast=true", r"timing has no key\(s\) \['fast'\]"),
         ("+colour=red", r"the bench config has no key\(s\) \['colour'\]"),

@@ -53,6 +53,10 @@ def records(tmp_path) -> list[dict]:
         ("data.batch_size=0", ValueError, r"data.batch_size must be an int >= 1, got 0"),
         ("data.limit_examples=-5", ValueError, r"data.limit_examples must be an int >= 1"),
         ("data.data_dir=/nonexistent", DataError, r"/nonexistent"),
+        # switches: a string such as "maybe" read as true and the run went ahead
+        ("skip_measured=maybe", ValueError, r"skip_measured must be true or false, got 'maybe'"),
+        ("resume=maybe", ValueError, r"resume must be true or false, got 'maybe'"),
+        ("checkpoint_every_n_steps=0", ValueError, r"checkpoint_every_n_steps \(null: every"),
     ],
 )
 def test_bad_runs_fail_before_any_model(tmp_path, no_model, override, error, message):

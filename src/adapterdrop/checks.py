@@ -23,6 +23,14 @@ def check_int(value: Any, what: str, minimum: int = 1) -> int:
     return value
 
 
+def check_bool(value: Any, what: str) -> bool:
+    """A switch is ``true`` or ``false``: ``force=maybe`` is a non-empty string, so it read as
+    true and silently did what the user may not have meant."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{what} must be true or false, got {value!r}")
+    return value
+
+
 def check_int_list(value: Any, what: str, minimum: int = 1, example: str = "[2, 4]") -> list[int]:
     """A non-empty list of distinct ints ``>= minimum``; a scalar gets a hint to bracket it."""
     if not isinstance(value, list | tuple):

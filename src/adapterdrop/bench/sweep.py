@@ -17,6 +17,7 @@ from adapterdrop.bench.machine import check_tag, fingerprint
 from adapterdrop.bench.machine import tag as machine_tag
 from adapterdrop.bench.runner import RunSummary, run_points
 from adapterdrop.bench.validate import check_bench_keys, check_threads
+from adapterdrop.checks import check_bool
 from adapterdrop.cli import conf_dir
 from adapterdrop.reporting.benchmarks import build_tables, changes_setting, tables_folder
 from adapterdrop.results import point_id
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 
 VERSION_POLICIES = ("remeasure", "keep")
+#: The bench config's switches: each must be a bool (``force=maybe`` read as true).
+SWITCHES = ("measure", "force", "progress", "retain_freed_memory")
 
 
 def resolve_paths(cfg: Mapping[str, Any]) -> dict[str, Path]:
@@ -65,6 +68,8 @@ def run_benchmark(
             f"on_version_change={cfg['on_version_change']!r}; choose one of {VERSION_POLICIES}"
         )
     check_bench_keys(cfg, conf_dir())
+    for switch in SWITCHES:
+        check_bool(cfg[switch], switch)
     threads = check_threads(cfg["threads"])
     if cfg["measure"] and cfg["retain_freed_memory"]:
         retain_freed_memory()

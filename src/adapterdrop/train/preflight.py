@@ -15,13 +15,21 @@ from typing import Any
 
 from transformers import AutoConfig
 
-from adapterdrop.checks import check_int, is_int
+from adapterdrop.checks import check_bool, check_int, is_int
 from adapterdrop.models import packaged_model_path
+
+#: The run's switches: each must be a bool (``skip_measured=maybe`` read as true).
+SWITCHES = ("skip_measured", "resume", "eval_sweep", "run_test")
 
 
 def check_run(cfg: Mapping[str, Any]) -> None:
-    """The trainer's budget and the data's sizes, on a composed training config (the results
-    folder is checked first, by :func:`check_writable`)."""
+    """The run's switches, the trainer's budget and the data's sizes, on a composed training
+    config (the results folder is checked first, by :func:`check_writable`)."""
+    for key in SWITCHES:
+        check_bool(cfg[key], key)
+    every = cfg.get("checkpoint_every_n_steps")
+    if every is not None:  # 0 turned step checkpoints off without a word
+        check_int(every, "checkpoint_every_n_steps (null: every epoch)")
     check_trainer(cfg["trainer"])
     check_data_sizes(cfg["data"], cfg["model"])
 
