@@ -111,3 +111,15 @@ def test_scalars_lists_and_shape_options_are_checked_in_every_grid(
     with pytest.raises(ValueError, match=message):
         run_benchmark(bench_cfg(tmp_path, grid, *TINY_GRID[grid], override))
     assert not (tmp_path / "raw").exists()
+
+
+def test_an_unwritable_results_root_is_refused_before_any_model(tmp_path, no_model):
+    # It failed making the results folder's lock, with a bare FileNotFoundError.
+    blocker = tmp_path / "a-file"  # a folder cannot be made under a file, even by root
+    blocker.write_text("")
+    cfg = bench_cfg(tmp_path, "table2", *TABLE2, f"paths.results_root={blocker}/raw")
+    with pytest.raises(PermissionError, match=r"cannot be written .* set paths.results_root"):
+        run_benchmark(cfg)
+    cfg = bench_cfg(tmp_path, "table2", *TABLE2, "measure=false", f"paths.tables_root={blocker}")
+    with pytest.raises(PermissionError, match=r"set paths.tables_root"):
+        run_benchmark(cfg)

@@ -191,6 +191,26 @@ def check_experiment_name(experiment: str) -> None:
         raise ValueError(f"experiment must be a plain directory name, got {experiment!r}")
 
 
+def check_writable(folder: Path, setting: str = "paths.results_root") -> None:
+    """``folder`` exists and is writable, or can be created: a folder can be made (and is
+    removed again) in its nearest existing ancestor. Permission bits alone do not tell (root
+    passes ``os.access`` on ``/proc``). ``setting`` is the key that chose it."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(f"{probe} is not a directory")
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".write-check-"))
+    except OSError as err:
+        raise PermissionError(
+            f"folder {folder} cannot be written ({probe} is not a writable directory: {err}): "
+            f"set {setting} to a writable folder"
+        ) from None
+
+
 def result_path(root: Path | str, experiment: str, pid: str, status: str = "ok") -> Path:
     """Where the result of point ``pid`` of ``experiment`` lives: ``<pid>.json`` for a
     success, ``<pid>.failed.json`` for the last failed attempt."""

@@ -20,7 +20,7 @@ from adapterdrop.bench.validate import check_bench_keys, check_threads
 from adapterdrop.checks import check_bool
 from adapterdrop.cli import conf_dir
 from adapterdrop.reporting.benchmarks import build_tables, changes_setting, tables_folder
-from adapterdrop.results import point_id
+from adapterdrop.results import check_writable, point_id
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ def run_benchmark(
         torch.set_num_threads(threads)
     set_tf32(cfg["tf32"])
     paths = resolve_paths(cfg)
+    check_destinations(paths, cfg["measure"])
     name = cfg["bench"]["name"]
     experiment = get_experiment(name)
     cfg, points = with_code_version(experiment, cfg, experiment.points(cfg))
@@ -98,6 +99,14 @@ def run_benchmark(
     return summary, build_tables(
         name, cfg, [point_id(p) for p in points], paths["results_root"], folder
     )
+
+
+def check_destinations(paths: Mapping[str, Path], measure: bool) -> None:
+    """Where results and tables go can be written: checked before any model, as a run that
+    measured for minutes could otherwise fail making its results folder (or its lock)."""
+    if measure:
+        check_writable(paths["results_root"], "paths.results_root (or paths.root)")
+    check_writable(paths["tables_root"], "paths.tables_root (or paths.root)")
 
 
 def with_code_version(

@@ -34,6 +34,7 @@ from adapterdrop.data.identity import content_digests
 from adapterdrop.params import training_counts
 from adapterdrop.results import (
     check_experiment_name,
+    check_writable,
     is_measured,
     locked,
     make_result,
@@ -47,7 +48,7 @@ from adapterdrop.train import AdapterDropModule
 from adapterdrop.train import module as module_file
 from adapterdrop.train.clock import TrainingClock
 from adapterdrop.train.fusion import score_pruned_fusion
-from adapterdrop.train.preflight import check_run, check_writable
+from adapterdrop.train.preflight import check_run
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,7 @@ positions); here each fails in well under a second, naming the key, the value an
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from transformers import AutoConfig
@@ -24,7 +21,8 @@ SWITCHES = ("skip_measured", "resume", "eval_sweep", "run_test")
 
 def check_run(cfg: Mapping[str, Any]) -> None:
     """The run's switches, the trainer's budget and the data's sizes, on a composed training
-    config (the results folder is checked first, by :func:`check_writable`)."""
+    config (the results folder is checked first, by
+    :func:`adapterdrop.results.check_writable`)."""
     for key in SWITCHES:
         check_bool(cfg[key], key)
     every = cfg.get("checkpoint_every_n_steps")
@@ -32,26 +30,6 @@ def check_run(cfg: Mapping[str, Any]) -> None:
         check_int(every, "checkpoint_every_n_steps (null: every epoch)")
     check_trainer(cfg["trainer"])
     check_data_sizes(cfg["data"], cfg["model"])
-
-
-def check_writable(folder: Path, setting: str = "paths.results_root") -> None:
-    """``folder`` exists and is writable, or can be created: a folder can be made (and is
-    removed again) in its nearest existing ancestor. Permission bits alone do not tell (root
-    passes ``os.access`` on ``/proc``). ``setting`` is the key that chose it."""
-    probe = folder
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    try:
-        if not probe.is_dir():
-            raise NotADirectoryError(f"{probe} is not a directory")
-        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".write-check-"))
-    except OSError as err:
-        raise PermissionError(
-            f"folder {folder} cannot be written ({probe} is not a writable directory: {err}): "
-            f"set {setting} to a writable folder"
-        ) from None
 
 
 def check_trainer(trainer: Mapping[str, Any]) -> None:
