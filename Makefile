@@ -43,7 +43,7 @@ FIG2_ARGS ?=
 
 .PHONY: help install test test-all lint format clean reproduce-table1 reproduce-table2 \
 	reproduce-table3 reproduce-efficiency reproduce-fig2 reproduce-sharing reproduce-fusion \
-	reproduce-methods tables figures check-data gpu-bundle smoke-gpu
+	reproduce-methods tables figures check-data check-failures gpu-bundle smoke-gpu
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -154,6 +154,12 @@ report: install ## W&B report, a section per paper artefact (offline: says what 
 
 check-data: install ## Parse every task in ADAPTERDROP_DATA_DIR (default ../shared/data), print counts
 	$(PY) scripts/check_data.py $(ADAPTERDROP_DATA_DIR)
+
+# Every malformed input refused loudly (scripts/malformed_inputs.py -h): 47 bench, train, eval
+# and check-data command lines on the tiny model and bad copies of RTE in a temporary folder, a
+# markdown table of exit code, first error line and what each wrote; fails if any exits 0.
+check-failures: install ## Run the malformed-input battery (about 11 min)
+	$(PY) scripts/malformed_inputs.py
 
 tables: install ## Rebuild every table (each machine's, machines compared, training) and results.csv from results only
 	$(PY) -m adapterdrop.reporting
