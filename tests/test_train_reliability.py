@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from adapterdrop.cli.train import result_config, train
@@ -68,6 +69,15 @@ def test_bad_runs_fail_before_any_model(tmp_path, no_model, override, error, mes
         assert written == []  # nowhere valid to record it
     else:  # a job that fails its checks still leaves a failed record
         assert [r["status"] for r in written] == ["failed"]
+
+
+@pytest.mark.parametrize("app", ["train", "eval"])
+def test_a_bad_experiment_name_keeps_hydras_folder_and_log_in_outputs(app):
+    # Hydra wrote <run folder>/../x.log and outputs/x/ before the run refused the name.
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose(app, ["experiment_name=../x"], return_hydra_config=True)
+    assert cfg.hydra.job.name == "_x"
+    assert cfg.hydra.run.dir.startswith(f"outputs/{app}/_x/")
 
 
 def test_an_unwritable_results_root_fails_before_any_model(tmp_path, no_model):

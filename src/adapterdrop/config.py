@@ -17,6 +17,10 @@
 - ``${adapterdrop.run_tag:}`` (conf/hydra/default.yaml): six random hex digits, drawn once per
   config (cached like Hydra's ``${now:...}``, whose cache a multirun copies into every job), so
   runs started in the same second get folders of their own (:func:`run_tag`).
+- ``${adapterdrop.folder_name:<name>}`` (conf/train.yaml, eval.yaml: ``hydra.job.name``): the
+  experiment name as one folder name for Hydra's run folder and log file, so that
+  ``experiment_name=../x`` cannot put them outside ``outputs/`` before the run refuses the
+  name (:func:`folder_name`).
 - ``${adapterdrop.multirun:}`` (conf/train.yaml, eval.yaml: ``skip_measured``): true in a job of
   a multirun (``-m``, any launcher), false in a single run, so every sweep skips the jobs
   that already have a result by default and a rerun retries only failed and missing ones
@@ -98,6 +102,12 @@ def run_tag() -> str:
     return secrets.token_hex(3)
 
 
+def folder_name(name: Any) -> str:
+    """``name`` with path separators replaced and leading dots dropped: one visible folder."""
+    safe = str(name).replace("/", "_").replace("\\", "_").lstrip(".")
+    return safe or "_"
+
+
 def in_multirun() -> bool:
     """Whether this process runs a job of a Hydra multirun; false outside Hydra (tests and
     notebooks calling ``train(cfg)`` on a composed config)."""
@@ -134,4 +144,5 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("adapterdrop.num_layers", model_layers, replace=True)
     OmegaConf.register_new_resolver("adapterdrop.options", group_options, replace=True)
     OmegaConf.register_new_resolver("adapterdrop.multirun", in_multirun, replace=True)
+    OmegaConf.register_new_resolver("adapterdrop.folder_name", folder_name, replace=True)
     OmegaConf.register_new_resolver("adapterdrop.run_tag", run_tag, replace=True, use_cache=True)
