@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -144,16 +145,17 @@ def test_adapterhub_in_a_table2_point_times_like_adapterhub_alone(tmp_path):
     )
     last = point["dropped_layers"][-1]
     hub = reference.parallel_forward(table2.task_names(point["num_tasks"]), last)
-    in_point, alone = [], []
-    # Alternating rounds: a shared CPU that slows down for a while slows both sides alike.
+    ratios = []
+    # Alternating rounds, each compared within itself: a shared CPU that slows down for a while
+    # slows both sides of that round alike.
     for _ in range(ROUNDS):
         _, samples = table2.measure(point)
-        in_point += samples[f"adapterhub@n={last}"]
         hub.activate()  # once per round: AdapterHub alone never switches
         with torch.inference_mode():
-            alone += measure(lambda: hub.forward(ids, mask), warmup=2, min_reps=30, min_seconds=0.2)
-    # Fastest calls: the least disturbed by other work on a busy machine.
-    assert 0.8 < min(in_point) / min(alone) < 1.2
+            alone = measure(lambda: hub.forward(ids, mask), warmup=2, min_reps=30, min_seconds=0.2)
+        # fastest calls: the least disturbed by other work on a busy machine
+        ratios.append(min(samples[f"adapterhub@n={last}"]) / min(alone))
+    assert 0.8 < float(np.median(ratios)) < 1.2, ratios
 
 
 @pytest.mark.filterwarnings("ignore::adapterdrop.bench.stats.HighSpreadWarning")
