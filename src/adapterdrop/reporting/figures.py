@@ -1049,9 +1049,13 @@ def fusion_figure(pruning: pd.DataFrame, dropping: pd.DataFrame | None = None) -
         if "majority" in rows and rows["majority"].notna().any():
             prune_ax.axhline(rows["majority"].iloc[0], color=f"C{k}", linestyle="-.", alpha=0.5)
         for j, column in enumerate(speed_columns):
-            if speed_ax is not None and rows[column].notna().any():
-                marker = MACHINE_MARKERS[j % len(MACHINE_MARKERS)]
+            if speed_ax is not None and rows[column].notna().any() and k == 0:
                 machine = column.removeprefix("speedup_")
+                if machine == "paper":  # the paper's one measured point (k = 2 of 8)
+                    speed_ax.plot(rows["k"], rows[column], "*", color=PAPER_COLOR, markersize=11,
+                                  label="speed-up, paper (GPU)")  # fmt: skip
+                    continue
+                marker = MACHINE_MARKERS[j % len(MACHINE_MARKERS)]
                 speed_ax.plot(rows["k"], rows[column], marker + ":", color=IDEAL_COLOR,
                               label=f"speed-up, {machine}")  # fmt: skip
         if dropping is not None:

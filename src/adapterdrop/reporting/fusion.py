@@ -157,16 +157,22 @@ def with_baseline(table: pd.DataFrame, data_dir: Path | str | None = None) -> pd
 
 def load_speed(root: Path | str) -> pd.DataFrame:
     """``adapters, k, speedup_<machine>``: our pruned fusion's inference speed-up from each
-    machine's built Table 3 (read, never measured); empty when no machine has one."""
-    frames = []
+    machine's built Table 3 (read, never measured), and the paper's (``speedup_paper``, the
+    row Table 3 carries beside them); empty when no machine has one."""
+    frames, paper = [], None
     for path in sorted(Path(root).glob(f"*/tables/{SPEED_TABLE}")):
         machine = path.parent.parent.name
-        rows = pd.read_csv(path)
-        rows = rows[rows["source"] == "ours"].rename(columns={"keep": "k"})
+        table = pd.read_csv(path).rename(columns={"keep": "k"})
+        rows = table[table["source"] == "ours"]
         if rows.empty:
             continue
         speed = rows[["adapters", "k", "speedup"]].astype({"adapters": int, "k": int})
         frames.append(speed.rename(columns={"speedup": f"speedup_{machine}"}))
+        if paper is None and (table["source"] == "paper").any():
+            paper = table[table["source"] == "paper"][["adapters", "k", "speedup"]]
+    if paper is not None:
+        paper = paper.astype({"adapters": int, "k": int}).drop_duplicates(["adapters", "k"])
+        frames.append(paper.rename(columns={"speedup": "speedup_paper"}))
     if not frames:
         return pd.DataFrame(columns=["adapters", "k"])
     merged = frames[0]
