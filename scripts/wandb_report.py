@@ -3,8 +3,9 @@
 Usage: .venv/bin/python scripts/wandb_report.py [--entity E] [--project P] [--title T]
        [--outline]     (make report REPORT_ARGS="...")
 
-Each section (Table 1, 2, 3, the efficiency studies, Fig. 2, cross-layer sharing) says what the
-artefact is and the command that makes it, and shows the project's runs of it: the tables that
+Each section (Table 1, 2, 3, the efficiency studies, Fig. 2, fusion scores, cross-layer sharing,
+the methods frontier) says what the artefact is and the command that makes it, and shows the
+project's runs of it: the tables that
 benchmark runs logged (``tables/<name>``) and, for training, the eval-sweep table and figure
 (``eval_sweep``, ``figures/eval_sweep``); runs are picked by the experiment that
 ``adapterdrop.tracking`` records in their config (``tracking.experiment``).
@@ -111,12 +112,27 @@ SECTIONS = (
         media=("figures/eval_sweep",),
     ),
     Section(
-        "Appendix: cross-layer parameter sharing",
-        "One Pfeiffer adapter shared by every layer, at reduction factors 4/3, 4 and 16.",
-        "make train ARGS='-m sweep=train/sharing data=glue/stsb'",
-        (),
+        "Fig. 4/5: AdapterFusion scores, pruned and dropped",
+        "An AdapterFusion per target task over 8 frozen single-task adapters, scored without "
+        "retraining when pruned to the k most activated adapters (val/<metric>@k=<k>) and with "
+        "the fusion of the first n layers dropped (val/<metric>@n=<n>).",
+        "make reproduce-fusion",
+        ("fusion",),
         tables=("eval_sweep",),
-        filters=("Config('method.shared') == True",),
+    ),
+    Section(
+        "Appendix: cross-layer parameter sharing",
+        "A standard Pfeiffer adapter beside one shared by every layer, at reduction factors "
+        "4/3, 4 and 16.",
+        "make reproduce-sharing   # one task: SHARING_TASKS=glue/stsb",
+        ("sharing",),
+    ),
+    Section(
+        "Methods frontier: score, size and time per method",
+        "Full fine-tuning and every parameter-efficient method on the same tasks: dev score, "
+        "params/trainable, time/train_step_s and time/to_best_s of each run.",
+        "make reproduce-methods",
+        ("methods",),
     ),
 )
 

@@ -230,14 +230,18 @@ def test_the_report_has_one_section_per_paper_artefact_and_needs_no_network(monk
         "Table 3",
         "Efficiency",
         "Fig. 2",
+        "Fig. 4/5",
         "Appendix",
+        "Methods frontier",
     ]
     grids = [block for block in report.blocks if isinstance(block, wr.PanelGrid)]
     assert len(grids) == len(titles)
     filters = [grid.runsets[0].filters for grid in grids]
     assert filters[1] == "Config('tracking.experiment') == 'table2'"
     assert "'fig2_standard', 'fig2_robust', 'fig2_specialized'" in filters[4]
-    assert filters[5] == "Config('method.shared') == True"
+    assert filters[5] == "Config('tracking.experiment') == 'fusion'"
+    assert filters[6] == "Config('tracking.experiment') == 'sharing'"  # standard and shared
+    assert filters[7] == "Config('tracking.experiment') == 'methods'"
     tables = {
         title.split(":")[0]: [p.table_name for p in grid.panels if hasattr(p, "table_name")]
         for title, grid in zip(titles, grids, strict=True)
