@@ -103,9 +103,9 @@ reproduce-fig2: install ## Fig. 2: score vs dropped layers, standard/robust/spec
 # Cross-layer sharing (the paper's appendix) on this CPU, as conf/experiment/sharing.yaml sets
 # it: MiniLM-L6, 3 epochs, one seed; per task a standard adapter and one shared across layers at
 # rf 4/3, 4 and 16: 12 training runs on seeded subsets (task:examples sets data.limit_examples
-# for every split; the dev splits, 1500/872/408 examples, stay whole). Sized for under an hour
-# on 2 cores in fp32 (about 15 minutes at the stored Fig. 2 runs' bf16 pace, an AVX2 CPU
-# several times slower). The paper's setting: see the file's comment (SHARING_ARGS).
+# for every split; the dev splits, 1500/872/408 examples, stay whole). Measured once on 2 AVX2
+# cores in fp32: about 2 h 20 min while other jobs shared the cores (about 5 min per MRPC run
+# with the machine to itself). The paper's setting: see the file's comment (SHARING_ARGS).
 SHARING_TASKS ?= glue/stsb:1500 glue/sst2:3000 glue/mrpc:1500
 SHARING_ARGS ?=
 reproduce-sharing: install ## Appendix: one adapter shared across layers (rf 1.33/4/16) vs standard (trains)
@@ -120,9 +120,10 @@ reproduce-sharing: install ## Appendix: one adapter shared across layers (rf 1.3
 
 # AdapterFusion on this CPU, as conf/experiment/fusion.yaml sets it: 8 single-task adapters
 # (trained once, reused), a fusion per target task, pruned to k = 1..8 and with fusion layers
-# dropped, scored without retraining; sized for under an hour on 2 AVX-512 cores (an estimate
-# from the Fig. 2 runs' pace; fp32 on an AVX2-only CPU is several times slower). Targets:
-# FUSION_TASKS=glue/rte,glue/mrpc; the paper's setting: see the file's comment (FUSION_ARGS).
+# dropped, scored without retraining. Measured once on 2 AVX2 cores in fp32: 95 min on one
+# thread while other jobs shared the cores. RTE and CoLA stay at their majority class on
+# MiniLM-L6; targets it learns, reusing the 8 adapters: FUSION_TASKS=glue/sst2,glue/stsb.
+# The paper's setting: see the file's comment (FUSION_ARGS).
 FUSION_TASKS ?= glue/rte,glue/cola
 FUSION_ARGS ?=
 reproduce-fusion: install ## AdapterFusion: score vs pruned adapters k and dropped fusion layers n (trains)
