@@ -152,3 +152,36 @@ def test_the_average_is_over_the_tasks_every_method_ran(results):
     assert ours.loc["lora", "average"] == pytest.approx(50.0)
     assert set(ours["averaged_over"]) == {"glue/stsb"}
     assert ours.loc["pfeiffer", "glue/rte accuracy (1000 ex.)"] == pytest.approx(67.0)
+
+
+def test_a_multitask_run_gives_a_row_per_task_at_its_cost_per_task(results):
+    config = {
+        "experiment_name": "methods",
+        "seed": 42,
+        "data": {"tasks": list(METRICS), "limit_examples": 1000},
+        "model": {"name": "minilm-l6"},
+        "method": method_cfg("full"),
+        "trainer": {"precision": "32-true"},
+    }
+    metrics = {
+        "val/glue/rte/accuracy": 0.72,
+        "val/glue/stsb/pearson": 0.64,
+        "val/average": 0.68,
+        "params/trainable": 22e6,
+        "time/train_step_s": 3.0,  # one batch of each of the two tasks
+        "time/to_best_s": 40.0,
+        "time/eval_step_s": 0.3,
+    }
+    record = make_result(
+        experiment="methods", config=config, environment={}, kind="train", metrics=metrics
+    )
+    write_result(record, results)
+    tables = methods_tables(methods_scores(load_methods_runs(results)))
+    long = tables["methods"].set_index(["method", "task"])
+    rte = long.loc[("full multi-task", "glue/rte")]
+    assert rte["score"] == pytest.approx(72.0) and rte["step_s"] == pytest.approx(1.5)
+    assert long.loc[("full multi-task", "glue/stsb"), "time_to_best_s"] == pytest.approx(20.0)
+    summary = tables["methods_summary"].set_index("method")
+    assert summary.loc["full multi-task", "average"] == pytest.approx(68.0)
+    assert summary.loc["full multi-task", "step_vs_full"] == pytest.approx(1.5)
+    assert summary.loc["full", "step_vs_full"] == pytest.approx(1.0)

@@ -67,13 +67,17 @@ def task_parameter_count(encoder: AdapterEncoder, task: str, weights_only: bool 
     return count([*own, *added], weights_only=weights_only)
 
 
-def training_counts(encoder: AdapterEncoder, head: nn.Module, task: str) -> dict[str, float]:
-    """What a training result records about its size: the encoder weights training ``task``
-    updates (the methods' comparable number: adapters, LoRA, or every backbone weight for full
-    fine-tuning) and its head's, kept apart as the papers leave heads out."""
+def training_counts(
+    encoder: AdapterEncoder, heads: Iterable[nn.Module], tasks: Iterable[str]
+) -> dict[str, float]:
+    """What a training result records about its size: the encoder weights training ``tasks``
+    updates, each once (the methods' comparable number: adapters, LoRA, or every backbone
+    weight for full fine-tuning, however many tasks share it) and their heads', kept apart as
+    the papers leave heads out."""
+    trained = [param for task in tasks for param in encoder.trainable(task)]
     return {
-        "params/trainable": float(count(_named(encoder.trainable(task)))),
-        "params/head": float(count_parameters(head)),
+        "params/trainable": float(count(_named(trained))),
+        "params/head": float(sum(count_parameters(head) for head in heads)),
     }
 
 

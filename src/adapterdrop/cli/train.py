@@ -1,5 +1,6 @@
 """``python -m adapterdrop.cli.train`` (or ``adapterdrop-train``): fit one task's adapters,
-save them (``paths.adapters_root/<experiment_name>/<point id>/``, see ``adapterdrop.artefacts``),
+or several tasks as one model (``data=multitask``: :mod:`adapterdrop.train.multitask`), save
+them (``paths.adapters_root/<experiment_name>/<point id>/``, see ``adapterdrop.artefacts``),
 evaluate them, and write the run's metrics as a result JSON (kind ``"train"``) that names the
 saved adapter (``artefacts.adapter``).
 
@@ -29,7 +30,7 @@ from adapterdrop.artefacts import artefact_folder, find_artefact, save_artefact
 from adapterdrop.bench.environment import collect_environment
 from adapterdrop.cli import conf_dir, fusion
 from adapterdrop.cli.jobs import sweep_job
-from adapterdrop.data import check_splits, get_task_spec
+from adapterdrop.data import check_splits, configured_tasks, get_task_spec, is_multitask
 from adapterdrop.data.identity import content_digests
 from adapterdrop.params import training_counts
 from adapterdrop.results import (
@@ -48,6 +49,7 @@ from adapterdrop.train import AdapterDropModule
 from adapterdrop.train import module as module_file
 from adapterdrop.train.clock import TrainingClock
 from adapterdrop.train.fusion import score_pruned_fusion
+from adapterdrop.train.multitask import AVERAGE, MultiTaskModule
 from adapterdrop.train.preflight import check_run
 
 log = logging.getLogger(__name__)
@@ -86,12 +88,29 @@ def result_config(
         node.pop(leaf, None)
     config = OmegaConf.to_container(OmegaConf.create(plain), resolve=True)
     if with_data:
-        files = check_splits(cfg.data.task, cfg.data.data_dir, stages or run_stages(cfg))
-        config["data_content"] = content_digests(files, get_task_spec(cfg.data.task))
+        config["data_content"] = data_content(cfg, stages or run_stages(cfg))
         config.update(fusion.fused_identity(cfg, result_config))
     if module_file.CODE_VERSION != 1:
         config["code_version"] = module_file.CODE_VERSION
     return config
+
+
+def data_content(cfg: DictConfig, stages: tuple[str, ...]) -> dict[str, Any]:
+    """Digests of the splits a run reads: its task's, or ``{task: digests}`` for a multi-task
+    run. Checks first that every split is there, naming any that is missing."""
+    digests = {
+        task: content_digests(check_splits(task, cfg.data.data_dir, stages), get_task_spec(task))
+        for task in configured_tasks(cfg.data)
+    }
+    return digests if is_multitask(cfg.data) else next(iter(digests.values()))
+
+
+def main_metric(cfg: DictConfig) -> str:
+    """The validation metric a run is judged by: its task's main metric, or the mean of the
+    tasks' main metrics for a multi-task run."""
+    if is_multitask(cfg.data):
+        return f"val/{AVERAGE}"
+    return f"val/{get_task_spec(cfg.data.task).main_metric}"
 
 
 def find_trained_adapter(cfg: DictConfig) -> Path | None:
@@ -141,7 +160,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     with claimed(root / experiment, pid, zero), tracking.train_run(root, experiment, pid):
         checkpoints = Path(cfg.paths.checkpoints_root) / experiment / pid
         adapter = None
-        if adapters_root is not None:
+        if adapters_root is not None and not is_multitask(cfg.data):  # saves no artefact yet
             adapter = artefact_folder(adapters_root, experiment, pid)
         training = {"experiment": experiment, "point_id": pid, "config": config}
         try:
@@ -204,15 +223,7 @@ def _run(
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """The run's metrics, and the raw step times behind its timing metrics."""
     pl.seed_everything(cfg.seed, workers=True)
-    module = AdapterDropModule(
-        model=OmegaConf.to_container(cfg.model, resolve=True),
-        method=OmegaConf.to_container(cfg.method, resolve=True),
-        task=cfg.data.task,
-        drop=OmegaConf.to_container(cfg.drop, resolve=True),
-        optim=OmegaConf.to_container(cfg.optim, resolve=True),
-        seed=cfg.seed,
-        fused=fusion.fused_folders(cfg, result_config),
-    )
+    module = build_module(cfg)
     if module.tokenizer is None:
         raise ValueError(
             f"model {cfg.model.name!r} has no tokenizer, so it cannot be trained on text: "
@@ -220,7 +231,7 @@ def _run(
         )
     datamodule = hydra.utils.instantiate(cfg.data, tokenizer=module.tokenizer)
     loggers = instantiate_loggers(cfg.get("logger"))
-    clock = TrainingClock(f"val/{module.spec.main_metric}")
+    clock = TrainingClock(main_metric(cfg))
     callbacks: list[pl.Callback] = [clock]
     if cfg.resume:
         callbacks.append(resume_checkpoint(checkpoints, cfg.checkpoint_every_n_steps))
@@ -239,10 +250,29 @@ def _run(
         log.info("resuming from %s", last)
     try:
         metrics = _fit_and_evaluate(cfg, trainer, module, datamodule, ckpt_path, adapter, training)
-        sizes = training_counts(module.model.encoder, module.model.heads[module.task], module.task)
+        heads = [module.model.heads[task] for task in module.tasks]
+        sizes = training_counts(module.model.encoder, heads, module.tasks)
         return {**metrics, **clock.metrics(), **sizes}, clock.samples()
     finally:
         close_loggers(loggers)
+
+
+def build_module(cfg: DictConfig) -> AdapterDropModule | MultiTaskModule:
+    """The run's LightningModule: one task's, or every task's of a multi-task run."""
+    common = {
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "method": OmegaConf.to_container(cfg.method, resolve=True),
+        "optim": OmegaConf.to_container(cfg.optim, resolve=True),
+        "seed": cfg.seed,
+    }
+    if is_multitask(cfg.data):
+        return MultiTaskModule(tasks=list(cfg.data.tasks), **common)
+    return AdapterDropModule(
+        task=cfg.data.task,
+        drop=OmegaConf.to_container(cfg.drop, resolve=True),
+        fused=fusion.fused_folders(cfg, result_config),
+        **common,
+    )
 
 
 def resume_checkpoint(folder: Path, every_n_steps: int | None) -> ModelCheckpoint:
@@ -277,7 +307,7 @@ def _record(experiment: str, config: dict[str, Any], **outcome: Any) -> dict[str
 def _fit_and_evaluate(
     cfg: DictConfig,
     trainer: pl.Trainer,
-    module: AdapterDropModule,
+    module: AdapterDropModule | MultiTaskModule,
     datamodule: pl.LightningDataModule,
     ckpt_path: str | None = None,
     adapter: Path | None = None,
@@ -295,14 +325,22 @@ def _fit_and_evaluate(
         )
         log.info("adapter: %s", adapter)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-    module.set_eval_ns(range(module.num_layers) if cfg.eval_sweep else None)
-    metrics.update(trainer.validate(module, datamodule=datamodule, verbose=False)[0])
+    if cfg.eval_sweep:
+        module.set_eval_ns(range(module.num_layers))
+    metrics.update(merged(trainer.validate(module, datamodule=datamodule, verbose=False)))
     if cfg.run_test:
-        module.set_eval_ns(None)
-        metrics.update(trainer.test(module, datamodule=datamodule, verbose=False)[0])
+        if cfg.eval_sweep:
+            module.set_eval_ns(None)
+        metrics.update(merged(trainer.test(module, datamodule=datamodule, verbose=False)))
     if module.fuses_tasks:  # last: it leaves the fusion pruned
         metrics.update(score_pruned_fusion(trainer, module, datamodule))
     return metrics
+
+
+def merged(per_loader: list[dict[str, float]]) -> dict[str, float]:
+    """One dict of what ``trainer.validate``/``test`` return per dataloader (a multi-task
+    run has one per task, each holding every metric logged at the epoch's end)."""
+    return {key: value for metrics in per_loader for key, value in metrics.items()}
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
@@ -310,7 +348,7 @@ def _fit_and_evaluate(
 def main(cfg: DictConfig) -> float | None:
     """Returns the main validation metric, for Hydra sweepers that optimise it."""
     metrics = train(cfg)
-    return metrics.get(f"val/{get_task_spec(cfg.data.task).main_metric}")
+    return metrics.get(main_metric(cfg))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,12 @@ evaluation time per batch (``time/eval_step_s``), all measured on the same real 
 
 A method appears under its preset's name and, where runs of one method differ in an option
 (CoDA's ``token_ratio``, AdapterBias's ``train_layer_norms``), with that option beside it.
+
+A multi-task run (``data=multitask``: one model, a head per task; with ``method=full`` the
+multi-task full fine-tuning Mundra et al. compare against) gives a row per task under its
+method's label plus ``multi-task``. One of its steps trains a batch of every one of its K
+tasks, and it reaches its best average score once for all K, so its step time and time to
+best are divided by K: the cost per task, comparable to a single-task run's.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ COSTS = {
 }
 #: The reference row whose step time the others are divided by.
 FULL = "full"
+#: What a multi-task run's rows add to its method's label.
+MULTITASK = "multi-task"
 
 
 def method_labels(runs: pd.DataFrame) -> pd.Series:
@@ -75,21 +83,44 @@ def methods_scores(runs: pd.DataFrame) -> pd.DataFrame:
     labels = method_labels(runs)
     rows = []
     for index, run in runs.iterrows():
-        task, limit, score = main_score(run)
-        row = {
-            "model": run["config.model.name"],
-            "precision": str(run["config.trainer.precision"]),
-            "method": labels[index],
-            "column": task_column(task, limit),
-            "task": task,
-            "seed": int(run["config.seed"]),
-            "path": run["path"],
-            "score": score,
-            "trainable_params": _number(run.get("metrics.params/trainable")),
-        }
-        row |= {column: _number(run.get(f"metrics.{key}")) for key, column in COSTS.items()}
-        rows.append(row)
+        for task, limit, score, share in task_scores(run):
+            label = labels[index] if share == 1 else f"{labels[index]} {MULTITASK}"
+            row = {
+                "model": run["config.model.name"],
+                "precision": str(run["config.trainer.precision"]),
+                "method": label,
+                "column": task_column(task, limit),
+                "task": task,
+                "seed": int(run["config.seed"]),
+                "path": run["path"],
+                "score": score,
+                "trainable_params": _number(run.get("metrics.params/trainable")),
+            }
+            row |= {column: _number(run.get(f"metrics.{key}")) for key, column in COSTS.items()}
+            row["step_s"] /= share
+            row["time_to_best_s"] /= share
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def task_scores(run: pd.Series) -> list[tuple[str, int | None, float, int]]:
+    """(task, subset size, main dev score x 100, tasks sharing the run's steps) per task a
+    result scored: one for a single-task run, each of ``data.tasks`` for a multi-task one."""
+    tasks = run.get("config.data.tasks")
+    if not isinstance(tasks, list):
+        return [(*main_score(run), 1)]
+    from adapterdrop.data import get_task_spec
+
+    limit = run.get("config.data.limit_examples")
+    limit = None if limit is None or pd.isna(limit) else int(limit)
+    out = []
+    for task in tasks:
+        metric = f"val/{task}/{get_task_spec(task).main_metric}"
+        score = run.get(f"metrics.{metric}")
+        if score is None or pd.isna(score):
+            raise ValueError(f"{run['path']}: no {metric} metric in this multi-task result")
+        out.append((task, limit, 100 * float(score), len(tasks)))
+    return out
 
 
 def _number(value: object) -> float:

@@ -15,19 +15,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch.nn import functional as F
 from transformers import get_linear_schedule_with_warmup
 
-from adapterdrop.data import ROW_KEY, get_task_spec
+from adapterdrop.data import TaskSpec, get_task_spec
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.heads import MultiTaskModel
 from adapterdrop.methods import build_method
 from adapterdrop.methods.fusion import fusion_regularization_loss
 from adapterdrop.models import load_backbone
+from adapterdrop.train.evaluation import EvalBuffer
 from adapterdrop.train.fusion import load_fused_adapters
 from adapterdrop.train.robust import RobustDropSampler
 
@@ -185,11 +185,14 @@ class AdapterDropModule(pl.LightningModule):
         # Checkpoints hold the trained weights only (``on_save_checkpoint``).
         self.strict_loading = False
         self.eval_ns: list[int] = [self.drop.default_eval_n]
-        self._eval_outputs: dict[int, list[torch.Tensor]] = {}
-        self._eval_labels: list[torch.Tensor] = []
-        self._eval_rows: list[torch.Tensor | None] = []
+        self._scored = EvalBuffer(self.eval_ns)
 
     # ------------------------------------------------------------------ structure
+    @property
+    def tasks(self) -> list[str]:
+        """The tasks the module trains (one; a multi-task module has several)."""
+        return [self.task]
+
     @property
     def num_layers(self) -> int:
         return self.model.encoder.num_layers
@@ -224,10 +227,7 @@ class AdapterDropModule(pl.LightningModule):
         return logits[self.task]
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """MSE for regression; cross-entropy over labels, or over choices for multiple choice."""
-        if self.spec.task_type == "regression":
-            return F.mse_loss(logits.float().view(-1), labels.float().view(-1))
-        return F.cross_entropy(logits.float(), labels.long())
+        return task_loss(self.spec, logits, labels)
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         n = self.train_n()
@@ -259,9 +259,7 @@ class AdapterDropModule(pl.LightningModule):
         self._log_eval("test", self.spec.test_split)
 
     def _reset_eval(self) -> None:
-        self._eval_outputs = {n: [] for n in self.eval_ns}
-        self._eval_labels = []
-        self._eval_rows = []
+        self._scored.reset(self.eval_ns)
 
     @property
     def primary_eval_n(self) -> int:
@@ -275,12 +273,7 @@ class AdapterDropModule(pl.LightningModule):
                 f"{self.spec.key}: the {stage} split has no labels (GLUE/SuperGLUE test labels "
                 "are hidden), so it cannot be scored; evaluate on the validation split"
             )
-        labels = batch["labels"]
-        for n in self.eval_ns:
-            self._eval_outputs[n].append(self(batch, n).detach().float().cpu())
-        self._eval_labels.append(labels.detach().cpu())
-        rows = batch.get(ROW_KEY)
-        self._eval_rows.append(None if rows is None else rows.detach().cpu())
+        self._scored.add({n: self(batch, n) for n in self.eval_ns}, batch)
 
     def _log_eval(self, stage: str, split: str) -> None:
         """Metrics, the loss too, over the whole epoch of every process (not averaged per
@@ -288,7 +281,7 @@ class AdapterDropModule(pl.LightningModule):
 
         Every process computes them from the same gathered examples, so each logs the global
         value itself (nothing left for ``sync_dist`` to reduce)."""
-        scored = self._gather_eval()
+        scored = self._scored.gather(self.trainer.world_size)
         if scored is None:
             return
         rows, labels, outputs = scored
@@ -304,91 +297,77 @@ class AdapterDropModule(pl.LightningModule):
                 if sweep:
                     self.log(f"{stage}/{metric}@n={n}", value)
 
-    def _gather_eval(self) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]] | None:
-        """This epoch's (rows, labels, outputs by depth) from every process, by row, each once
-        (``None`` when nothing was scored).
-
-        In a multi-device run each process scores a shard that Lightning's DistributedSampler
-        interleaves and pads to equal length with repeated rows; the rows each batch carries
-        (``ROW_KEY``) put the shards back in order and drop the repeats. On one process a
-        loader without rows numbers its examples in arrival order."""
-        local = None
-        if self._eval_labels:
-            labels = torch.cat(self._eval_labels)
-            if any(rows is None for rows in self._eval_rows):
-                if self.trainer.world_size > 1:
-                    raise ValueError(
-                        f"evaluating on {self.trainer.world_size} processes needs each batch's "
-                        f"rows under {ROW_KEY!r} (TaskDataModule's loaders carry them), to merge "
-                        "the shards and drop the rows the sampler repeated"
-                    )
-                rows = torch.arange(len(labels))
-            else:
-                rows = torch.cat(self._eval_rows)
-            outputs = {n: torch.cat(parts) for n, parts in self._eval_outputs.items()}
-            local = (rows, labels, outputs)
-        parts = [local]
-        if self.trainer.world_size > 1:
-            parts = [None] * self.trainer.world_size
-            torch.distributed.all_gather_object(parts, local)
-        parts = [part for part in parts if part is not None]
-        if not parts:
-            return None
-        rows, first = np.unique(torch.cat([part[0] for part in parts]).numpy(), return_index=True)
-        keep = torch.from_numpy(first)
-        labels = torch.cat([part[1] for part in parts])[keep]
-        outputs = {n: torch.cat([part[2][n] for part in parts])[keep] for n in self.eval_ns}
-        return torch.from_numpy(rows), labels, outputs
-
     def _group_info(self, split: str, rows: torch.Tensor) -> dict[str, Any]:
         """Per-example group ids (MultiRC) of the scored ``rows``, from the datamodule."""
-        if not self.spec.group_info_keys:
-            return {}
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None or not hasattr(datamodule, "group_info"):
-            raise ValueError(f"{self.spec.key} metrics need group ids from a TaskDataModule")
-        picked = rows.numpy()
-        return {key: value[picked] for key, value in datamodule.group_info(split).items()}
+        return group_info(self.spec, getattr(self.trainer, "datamodule", None), split, rows)
 
     # ------------------------------------------------------------------ optimizer
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW over trainable parameters only; biases and LayerNorm weights get no decay."""
-        trainable = [p for p in self.parameters() if p.requires_grad]
-        decay = [p for p in trainable if p.dim() >= 2]
-        no_decay = [p for p in trainable if p.dim() < 2]
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.optim.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=self.optim.lr,
-            betas=self.optim.betas,
-            eps=self.optim.eps,
-        )
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise ValueError(
-                "the learning-rate schedule needs a finite length: set trainer.max_epochs or "
-                "trainer.max_steps"
-            )
-        warmup = int(self.optim.warmup_ratio * total)
-        schedule = get_linear_schedule_with_warmup(optimizer, warmup, int(total))
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": schedule, "interval": "step"},
-        }
+        return adamw_with_linear_schedule(self, self.optim)
 
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep only what training changes: frozen weights are rebuilt when the run resumes
         (the packaged checkpoint, or the same seed for random weights), so a MiniLM-L6
         checkpoint is the adapter's few MB, not the backbone's 90."""
-        frozen = {name for name, p in self.named_parameters() if not p.requires_grad}
-        state = checkpoint["state_dict"]
-        checkpoint["state_dict"] = {k: v for k, v in state.items() if k not in frozen}
+        keep_trained_state(self, checkpoint)
         if self.sampler is not None:
             checkpoint["robust_sampler"] = self.sampler.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.sampler is not None and "robust_sampler" in checkpoint:
             self.sampler.load_state_dict(checkpoint["robust_sampler"])
+
+
+# ------------------------------------------------------- shared with the multi-task module
+def task_loss(spec: TaskSpec, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """MSE for regression; cross-entropy over labels, or over choices for multiple choice."""
+    if spec.task_type == "regression":
+        return F.mse_loss(logits.float().view(-1), labels.float().view(-1))
+    return F.cross_entropy(logits.float(), labels.long())
+
+
+def group_info(spec: TaskSpec, datamodule: Any, split: str, rows: torch.Tensor) -> dict[str, Any]:
+    """Per-example group ids (MultiRC) of the scored ``rows`` of ``spec``'s ``split``, from
+    the datamodule that loaded it (``{}`` for a task without groups)."""
+    if not spec.group_info_keys:
+        return {}
+    if datamodule is None or not hasattr(datamodule, "group_info"):
+        raise ValueError(f"{spec.key} metrics need group ids from a TaskDataModule")
+    picked = rows.numpy()
+    return {key: value[picked] for key, value in datamodule.group_info(split).items()}
+
+
+def adamw_with_linear_schedule(module: pl.LightningModule, optim: OptimConfig) -> dict[str, Any]:
+    """AdamW over trainable parameters only; biases and LayerNorm weights get no decay."""
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.dim() >= 2]
+    no_decay = [p for p in trainable if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": optim.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=optim.lr,
+        betas=optim.betas,
+        eps=optim.eps,
+    )
+    total = module.trainer.estimated_stepping_batches
+    if not math.isfinite(total):
+        raise ValueError(
+            "the learning-rate schedule needs a finite length: set trainer.max_epochs or "
+            "trainer.max_steps"
+        )
+    warmup = int(optim.warmup_ratio * total)
+    schedule = get_linear_schedule_with_warmup(optimizer, warmup, int(total))
+    return {
+        "optimizer": optimizer,
+        "lr_scheduler": {"scheduler": schedule, "interval": "step"},
+    }
+
+
+def keep_trained_state(module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    """Drop frozen weights from a checkpoint: they are rebuilt when the run resumes."""
+    frozen = {name for name, p in module.named_parameters() if not p.requires_grad}
+    state = checkpoint["state_dict"]
+    checkpoint["state_dict"] = {k: v for k, v in state.items() if k not in frozen}

@@ -13,7 +13,9 @@ from typing import Any
 from transformers import AutoConfig
 
 from adapterdrop.checks import check_bool, check_int, is_int
+from adapterdrop.data.multitask import is_multitask, task_keys
 from adapterdrop.models import packaged_model_path
+from adapterdrop.train.multitask import check_multitask_method
 
 #: The run's switches: each must be a bool (``skip_measured=maybe`` read as true).
 SWITCHES = ("skip_measured", "resume", "eval_sweep", "run_test")
@@ -30,6 +32,26 @@ def check_run(cfg: Mapping[str, Any]) -> None:
         check_int(every, "checkpoint_every_n_steps (null: every epoch)")
     check_trainer(cfg["trainer"])
     check_data_sizes(cfg["data"], cfg["model"])
+    if is_multitask(cfg["data"]):
+        check_multitask_run(cfg)
+
+
+def check_multitask_run(cfg: Mapping[str, Any]) -> None:
+    """A multi-task run (``data=multitask``) trains every layer of every task as one model:
+    the single-task regimes (AdapterDrop, its depth sweep, fusion) are refused by name."""
+    task_keys(cfg["data"]["tasks"])
+    mode = cfg["drop"]["mode"]
+    if mode != "none":
+        raise ValueError(
+            f"drop.mode={mode!r}: AdapterDrop runs are single-task (data=<task>); a multi-task "
+            "run (data=multitask) takes drop.mode=none"
+        )
+    if cfg["eval_sweep"]:
+        raise ValueError(
+            "eval_sweep=true scores each dropped depth of one task's adapters; a multi-task run "
+            "(data=multitask) takes eval_sweep=false"
+        )
+    check_multitask_method(cfg["method"])
 
 
 def check_trainer(trainer: Mapping[str, Any]) -> None:

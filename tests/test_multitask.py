@@ -1,0 +1,101 @@
+"""Multi-task training (data=multitask): one model, a head per task, each task scored on its
+own dev split; with one task it is the single-task run exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapterdrop.cli.train import result_config, train
+from adapterdrop.data import MultiTaskDataModule
+from adapterdrop.data.errors import DataError
+from adapterdrop.models import load_backbone
+from adapterdrop.results import point_id, read_result, result_path
+from adapterdrop.train import multitask as multitask_file
+from test_train import DATA_DIR, NEEDS_RTE, compose_train, shrunk
+
+TASKS = "[glue/rte,glue/stsb,superglue/multirc]"
+
+
+def multitask(tmp_path, tasks: str = TASKS, *overrides: str):
+    return shrunk(tmp_path, "data=multitask", f"data.tasks={tasks}", "logger=none", *overrides)
+
+
+@NEEDS_RTE
+def test_one_task_as_a_multitask_run_is_the_single_task_run(tmp_path):
+    """Same seed, same batches, same loss: the same weights, so the same dev scores."""
+    single = train(shrunk(tmp_path / "single", "method=full", "logger=none"))
+    multi = train(multitask(tmp_path / "multi", "[glue/rte]", "method=full"))
+    assert multi["val/glue/rte/accuracy"] == pytest.approx(single["val/accuracy"], abs=0)
+    assert multi["val/glue/rte/loss"] == pytest.approx(single["val/loss"], rel=1e-6)
+    assert multi["val/average"] == multi["val/glue/rte/accuracy"]
+    assert multi["params/trainable"] == single["params/trainable"]
+
+
+@NEEDS_RTE
+def test_a_multitask_run_scores_every_task_and_their_average(tmp_path):
+    cfg = multitask(tmp_path, TASKS, "method=full", "trainer.max_steps=3")  # MultiRC: 3 batches
+    metrics = train(cfg)
+    mains = {"glue/rte": "accuracy", "glue/stsb": "pearson", "superglue/multirc": "f1a"}
+    scores = [metrics[f"val/{task}/{metric}"] for task, metric in mains.items()]
+    assert metrics["val/average"] == pytest.approx(sum(scores) / 3)
+    assert {"val/superglue/multirc/em", "train/glue/stsb/loss", "time/to_best_s"} <= set(metrics)
+    # one backbone for every task: full fine-tuning's count, not three times it
+    backbone = load_backbone(dict(cfg.model), seed=0).model
+    assert metrics["params/trainable"] == sum(p.numel() for p in backbone.parameters())
+    record = read_result(result_path(tmp_path / "results", "train", point_id(result_config(cfg))))
+    assert set(record["config"]["data_content"]) == set(mains)
+    assert "artefacts" not in record  # no multi-task artefact format yet
+    assert point_id(result_config(multitask(tmp_path, "[glue/rte,glue/stsb]"))) != record[
+        "point_id"
+    ]
+
+
+@NEEDS_RTE
+def test_adapters_trained_together_count_each_tasks_own_modules(tmp_path):
+    one = train(shrunk(tmp_path / "one", "logger=none"))
+    two = train(multitask(tmp_path / "two", "[glue/rte,glue/wnli]"))
+    assert two["params/trainable"] == 2 * one["params/trainable"]
+
+
+@NEEDS_RTE
+def test_a_training_batch_holds_one_batch_of_every_task(tmp_path):
+    tokenizer = load_backbone(dict(compose_train("model=tiny").model), seed=0).tokenizer
+    data = MultiTaskDataModule(
+        ["glue/rte", "glue/stsb"],
+        tokenizer,
+        data_dir=DATA_DIR,
+        cache_dir=tmp_path,
+        limit_examples=24,
+        batch_size=8,
+    )
+    data.setup("fit")
+    data.modules["glue/stsb"].datasets["train"] = data.modules["glue/stsb"].datasets[
+        "train"
+    ].select(range(8))  # one batch: it cycles while RTE runs its three
+    batches = [batch for batch, _, _ in data.train_dataloader()]
+    assert len(batches) == 3
+    assert all(set(batch) == {"glue/rte", "glue/stsb"} for batch in batches)
+    assert batches[0]["glue/stsb"]["labels"].dtype.is_floating_point
+    assert [len(loader.dataset) for loader in data.val_dataloader()] == [24, 24]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["drop.mode=robust"], "AdapterDrop runs are single-task"),
+        (["eval_sweep=true"], "eval_sweep=true"),
+        (["method=fusion", "method.adapters=[glue/mrpc,glue/stsb]"], "fuses single-task"),
+        (["data.tasks=[]"], "name the tasks"),
+        (["data.tasks=[glue/rte,glue/rte]"], "more than once"),
+        (["data.tasks=[glue/rte,glue/nope]"], "Valid tasks"),
+    ],
+)
+def test_what_a_multitask_run_cannot_do_fails_before_any_model(
+    tmp_path, monkeypatch, overrides, message
+):
+    def never(*args, **kwargs):
+        raise AssertionError("a model was loaded before the config was checked")
+
+    monkeypatch.setattr(multitask_file, "load_backbone", never)
+    with pytest.raises((ValueError, DataError, KeyError), match=message):
+        train(multitask(tmp_path, TASKS, *overrides))
