@@ -289,6 +289,41 @@ def test_recorder_skips_padding_tokens():
         recorder.observe(0, probs)
 
 
+def _recorder(shards):
+    """A recorder over two layers of adapters a, b that observed ``shards`` (per shard, the
+    layers it reached)."""
+    layers = {index: type("Layer", (), {"names": ["a", "b"]})() for index in (0, 1)}
+    recorder = FusionRecorder(layers)
+    for shard in shards:
+        generator = torch.Generator().manual_seed(shard)
+        for index in (0, 1) if shard == 0 else (0,):  # shard 1 never reaches layer 1
+            recorder.observe(index, torch.rand(3, 4, 2, generator=generator))
+    return recorder
+
+
+def _reduce_shard(rank, address, tables):
+    torch.distributed.init_process_group("gloo", init_method=address, rank=rank, world_size=2)
+    try:
+        recorder = _recorder([rank])
+        recorder.all_reduce()
+        tables[rank] = recorder.table()
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_recorders_of_two_processes_rank_by_the_whole_validation_set(tmp_path):
+    """A fusion pruned under trainer=ddp: each process saw half the examples, and both must
+    rank (and prune) by all of them."""
+    manager = torch.multiprocessing.get_context("spawn").Manager()
+    tables = manager.dict()
+    address = f"file://{tmp_path / 'rendezvous'}"
+    torch.multiprocessing.spawn(_reduce_shard, args=(address, tables), nprocs=2)
+    whole = _recorder([0, 1]).table()
+    for rank in (0, 1):
+        torch.testing.assert_close(tables[rank].mean, whole.mean)
+        assert tables[rank].tokens == whole.tokens == [24, 12]
+
+
 @pytest.mark.parametrize("keep", [[], ["a", "a"], ["z"]])
 def test_prune_refuses_bad_subsets(backbone, keep):
     encoder = with_adapters(backbone)

@@ -6,7 +6,8 @@ weight over the validation set's real tokens and over all fusion layers ranks th
 the fusion is pruned to the top k (the same adapters in every layer, the trained fusion weights
 reused) and scored again, for k = K-1 down to 1 (k = K is the recorded pass). The metrics are
 ``val/<metric>@k=<k>``, ``fusion/activation/<task>`` (mean weight) and ``fusion/rank/<task>``
-(1: most activated), so tables need nothing but the result. Fusion-AdapterDrop (fusion layers
+(1: most activated), so tables need nothing but the result. In a multi-device run the weights
+are summed over every process first, so all of them prune alike. Fusion-AdapterDrop (fusion layers
 below n dropped) is the training run's ``eval_sweep``: ``val/<metric>@n=<n>``.
 """
 
@@ -57,6 +58,8 @@ def score_pruned_fusion(
     module.set_eval_ns(None)
     with record_fusion_activations(encoder, task) as recorder:
         scores = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    if trainer.world_size > 1:  # every process prunes the same adapters
+        recorder.all_reduce()
     table = recorder.table()
     means = dict(zip(table.adapters, torch.nanmean(table.mean, dim=0).tolist(), strict=True))
     ranking = activation_ranking(means)

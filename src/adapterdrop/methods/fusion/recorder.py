@@ -74,6 +74,27 @@ class FusionRecorder:
         self._sums[layer] = self._sums.get(layer, torch.zeros_like(total)) + total
         self._counts[layer] = self._counts[layer] + keep.sum()
 
+    def all_reduce(self) -> None:
+        """Sum the weights and token counts over every process of a distributed run
+        (``torch.distributed``), so that each process ranks, and so prunes, by the whole
+        validation set rather than by its own shard."""
+        device = next((total.device for total in self._sums.values()), torch.device("cpu"))
+        parts = [
+            (
+                self._sums.get(index, torch.zeros(len(layer.names), dtype=torch.float64)),
+                torch.as_tensor(self._counts[index], dtype=torch.float64).reshape(1),
+            )
+            for index, layer in self._layers.items()
+        ]
+        flat = torch.cat([torch.cat(pair) for pair in parts]).to(device)
+        torch.distributed.all_reduce(flat)
+        start = 0
+        for index, layer in self._layers.items():
+            width = len(layer.names)
+            self._sums[index] = flat[start : start + width]
+            self._counts[index] = flat[start + width]
+            start += width + 1
+
     def table(self) -> FusionActivations:
         columns: list[str] = []
         for layer in self._layers.values():
