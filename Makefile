@@ -133,12 +133,15 @@ reproduce-fusion: install ## AdapterFusion: score vs pruned adapters k and dropp
 # The methods frontier on this CPU, as conf/experiment/methods.yaml sets it: 8 methods (full
 # fine-tuning, Pfeiffer, Houlsby, AdapterBias with and without LayerNorms, CoDA r = 3 and 5,
 # LoRA) x 5 tasks on seeded 1000-example subsets of every split, 2 epochs: 40 training runs,
-# about an hour on 2 cores (an estimate from the runs' sizes, not yet measured). Other tasks:
-# METHODS_TASKS=glue/rte,superglue/cb; the paper-size setting: see the file's comment.
+# then multi-task full fine-tuning of the same tasks as one model (data=multitask): one run.
+# Other tasks: METHODS_TASKS=glue/rte,superglue/cb; the paper-size setting: see the file's
+# comment.
 METHODS_TASKS ?= glue/stsb,glue/rte,glue/sst2,superglue/wic,superglue/multirc
 METHODS_ARGS ?=
 reproduce-methods: install ## Methods frontier: score, parameters, step time, time to best (trains)
 	$(TRAIN) -m experiment=methods data=$(METHODS_TASKS) skip_measured=true $(METHODS_ARGS) $(ARGS)
+	$(TRAIN) experiment=methods method=full data=multitask 'data.tasks=[$(METHODS_TASKS)]' \
+		skip_measured=true $(METHODS_ARGS) $(ARGS)
 	$(PY) -m adapterdrop.reporting --only methods
 
 train: install ## One training run or sweep in .venv: make train ARGS="-m sweep=train/layers ..."
