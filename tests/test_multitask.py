@@ -3,13 +3,16 @@ own dev split; with one task it is the single-task run exactly."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from adapterdrop.cli.train import result_config, train
 from adapterdrop.data import MultiTaskDataModule
 from adapterdrop.data.errors import DataError
 from adapterdrop.models import load_backbone
-from adapterdrop.results import point_id, read_result, result_path
+from adapterdrop.results import iter_result_files, point_id, read_result, result_path
 from adapterdrop.train import multitask as multitask_file
 from test_train import DATA_DIR, NEEDS_RTE, compose_train, shrunk
 
@@ -45,9 +48,9 @@ def test_a_multitask_run_scores_every_task_and_their_average(tmp_path):
     record = read_result(result_path(tmp_path / "results", "train", point_id(result_config(cfg))))
     assert set(record["config"]["data_content"]) == set(mains)
     assert "artefacts" not in record  # no multi-task artefact format yet
-    assert point_id(result_config(multitask(tmp_path, "[glue/rte,glue/stsb]"))) != record[
-        "point_id"
-    ]
+    assert (
+        point_id(result_config(multitask(tmp_path, "[glue/rte,glue/stsb]"))) != record["point_id"]
+    )
 
 
 @NEEDS_RTE
@@ -69,9 +72,9 @@ def test_a_training_batch_holds_one_batch_of_every_task(tmp_path):
         batch_size=8,
     )
     data.setup("fit")
-    data.modules["glue/stsb"].datasets["train"] = data.modules["glue/stsb"].datasets[
-        "train"
-    ].select(range(8))  # one batch: it cycles while RTE runs its three
+    data.modules["glue/stsb"].datasets["train"] = (
+        data.modules["glue/stsb"].datasets["train"].select(range(8))
+    )  # one batch: it cycles while RTE runs its three
     batches = [batch for batch, _, _ in data.train_dataloader()]
     assert len(batches) == 3
     assert all(set(batch) == {"glue/rte", "glue/stsb"} for batch in batches)
@@ -99,3 +102,38 @@ def test_what_a_multitask_run_cannot_do_fails_before_any_model(
     monkeypatch.setattr(multitask_file, "load_backbone", never)
     with pytest.raises((ValueError, DataError, KeyError), match=message):
         train(multitask(tmp_path, TASKS, *overrides))
+
+
+@NEEDS_RTE
+def test_two_processes_score_each_task_on_its_whole_dev_split(tmp_path):
+    """Untrained (max_steps=0), so both runs hold the same weights: a 2-process DDP run must
+    store exactly the one-process metrics of every task, MultiRC's grouped ones included."""
+    common = [
+        "model=minilm-l6",  # pretrained: a fresh head's predictions differ by example
+        "data=multitask",
+        "data.tasks=[glue/rte,superglue/multirc]",
+        f"data.data_dir={DATA_DIR}",
+        "data.limit_examples=15",  # odd: the second process's shard is padded with a repeat
+        "data.batch_size=4",
+        "data.max_length=64",
+        "method=full",
+        "logger=none",
+        "trainer.accelerator=cpu",
+        "trainer.max_steps=0",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        f"paths.checkpoints_root={tmp_path / 'checkpoints'}",
+    ]
+    runs = {}
+    for name, trainer in (("one", []), ("two", ["trainer=ddp", "trainer.devices=2"])):
+        command = [sys.executable, "-m", "adapterdrop.cli.train", *common, *trainer]
+        command.append(f"paths.root={tmp_path / name}")
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert ("Starting with 2 processes" in done.stdout + done.stderr) == bool(trainer)
+        [path] = iter_result_files(tmp_path / name / "raw")
+        runs[name] = read_result(path)["metrics"]
+    scores = {k: v for k, v in runs["one"].items() if k.startswith("val/") and "loss" not in k}
+    assert {"val/glue/rte/accuracy", "val/superglue/multirc/em", "val/average"} <= set(scores)
+    assert {k: runs["two"][k] for k in scores} == scores
