@@ -28,7 +28,7 @@ from adapterdrop.cli import conf_dir
 from adapterdrop.cli.fusion import saved_fused_folders
 from adapterdrop.cli.jobs import sweep_job
 from adapterdrop.cli.train import check_destination, error_block, result_config
-from adapterdrop.data import get_task_spec
+from adapterdrop.data import get_task_spec, is_multitask
 from adapterdrop.results import (
     is_measured,
     locked,
@@ -105,6 +105,11 @@ def evaluate(cfg: DictConfig) -> list[dict[str, float]]:
     experiment = cfg.experiment_name
     root = Path(cfg.paths.results_root)
     check_destination(experiment, root)
+    if is_multitask(cfg.data):
+        raise ValueError(
+            "data=multitask: eval scores one task's saved adapters, and a multi-task run saves "
+            "none; choose the adapters' task, data=<task>"
+        )
     artefacts = [read_artefact(folder) for folder in adapter_folders(cfg.adapters)]
     task = get_task_spec(cfg.data.task).key
     wrong = [f"{a.folder} ({trained_task(a)})" for a in artefacts if trained_task(a) != task]
