@@ -7,6 +7,7 @@ import statistics
 
 import pandas as pd
 import pytest
+from scipy import stats
 
 from adapterdrop.cli.train import train
 from adapterdrop.data import get_task_spec
@@ -33,7 +34,7 @@ def fig2_root(tmp_path_factory):
 @NEEDS_RTE
 def test_tables_hold_every_variant_at_every_depth(fig2_root):
     written = write_fig2_tables(fig2_root / "results", fig2_root / "tables")
-    assert set(written) == {"fig2", "fig2_relative"}
+    assert set(written) == {"fig2", "fig2_relative", "fig2_contrasts"}
     table = pd.read_csv(fig2_root / "tables" / "fig2.csv")
     assert table["dropped_layers"].tolist() == list(range(TINY_LAYERS))
     assert table[["standard", "robust"]].notna().all().all()
@@ -122,6 +123,28 @@ def test_seeds_give_mean_std_and_run_count_per_n():
     rte = relative[relative["task"] == "glue/rte"].set_index("dropped_layers")
     assert rte["robust"][1] == pytest.approx(0.5 / 0.7)
     assert rte["standard_std"][1] == pytest.approx(statistics.stdev([0.5, 0.5, 0.2]) / 0.7)
+
+
+def test_contrasts_are_paired_over_seeds_with_a_t_interval():
+    scores = _seeded(
+        {
+            42: {"standard": [0.6, 0.5], "robust": [0.5, 0.60]},
+            43: {"standard": [0.8, 0.5], "robust": [0.7, 0.62]},
+            44: {"standard": [0.7, 0.2], "robust": [0.6, 0.34]},
+            45: {"standard": [0.7, 0.4]},  # no robust run of this seed: not paired
+        }
+    )
+    contrasts = fig2_tables(scores)["fig2_contrasts"].set_index("dropped_layers")
+    assert contrasts["contrast"].unique().tolist() == ["robust - standard"]
+    at_one = contrasts.loc[1]
+    differences = [0.10, 0.12, 0.14]
+    assert at_one["difference"] == pytest.approx(0.12) and at_one["seeds"] == 3
+    half = stats.t.ppf(0.975, 2) * statistics.stdev(differences) / 3**0.5
+    assert (at_one["ci_low"], at_one["ci_high"]) == pytest.approx((0.12 - half, 0.12 + half))
+    assert at_one["beyond_noise"]  # 0.12 +- 0.05
+    assert contrasts.loc[0, "difference"] == pytest.approx(-0.1)  # every seed exactly -0.1
+    one_seed = fig2_tables(_seeded({42: {"standard": [0.6], "specialized": [0.7]}}))
+    assert pd.isna(one_seed["fig2_contrasts"]["beyond_noise"].iloc[0])
 
 
 def test_one_run_has_no_std_and_uneven_run_counts_are_counted():
@@ -232,7 +255,7 @@ def test_secondary_metrics_are_read_from_the_depth_sweep():
     }
 
 
-def test_make_reproduce_fig2_runs_three_seeds_on_stsb_and_an_sst2_subset():
+def test_make_reproduce_fig2_runs_three_seeds_on_stsb_and_sst2_subsets():
     from test_sweeps import check_command, make_commands
 
     jobs = [
@@ -240,5 +263,5 @@ def test_make_reproduce_fig2_runs_three_seeds_on_stsb_and_an_sst2_subset():
     ]
     assert len(jobs) == 48 and {c["seed"] for c in jobs} == {42, 43, 44}
     limits = {(c["data"]["task"], c["data"]["limit_examples"]) for c in jobs}
-    assert limits == {("glue/stsb", None), ("glue/sst2", 8000)}
+    assert limits == {("glue/stsb", 1000), ("glue/sst2", 1000)}
     assert all(c["skip_measured"] and c["data"]["seed"] == c["seed"] for c in jobs)

@@ -14,6 +14,10 @@ the seeded subset each split was cut to (``data.limit_examples``; blank: the who
 ``precision`` the trainer's, since runs in bf16 and fp32 are different settings, not seeds.
 ``fig2_relative`` divides the means and deviations by the standard adapter's mean at n = 0,
 the form of the paper's "with 5 dropped layers specialized keeps 97.1 % and robust 95.4 %".
+``fig2_contrasts`` tests the figure's claims per n on each task's main metric: robust minus
+standard, specialized minus standard and specialized minus robust, as paired differences over
+the seeds the two variants share, with a 95 % Student-t interval and whether it excludes zero
+(``beyond_noise``; blank with fewer than two seeds).
 ``python -m adapterdrop.reporting`` (``make tables``) writes them to ``results/tables/``.
 """
 
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from adapterdrop.data import get_task_spec
 from adapterdrop.reporting.tables import load_ok_results, write_table
@@ -33,6 +38,12 @@ VARIANTS = {"fig2_standard": "standard", "fig2_robust": "robust", "fig2_speciali
 #: What one curve is: runs that agree on these are seeds of one setting.
 CURVE = ["model", "task", "limit_examples", "precision", "metric"]
 KEYS = [*CURVE, "dropped_layers"]
+#: Fig. 2's comparisons: (name, variant, minus variant).
+CONTRASTS = (
+    ("robust - standard", "robust", "standard"),
+    ("specialized - standard", "specialized", "standard"),
+    ("specialized - robust", "specialized", "robust"),
+)
 
 
 def _depth_scores(run: pd.Series, variant: str, metric: str) -> dict[int, float]:
@@ -147,7 +158,43 @@ def fig2_tables(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
         mean = by[variants].mean().join(by[stds].agg(_spread_of_mean)).reset_index()
         relative = pd.concat([relative, mean.assign(task="mean", metric="")], ignore_index=True)
         relative = relative[[*KEYS, *variants, *stds]]
-    return {"fig2": table, "fig2_relative": relative}
+    return {"fig2": table, "fig2_relative": relative, "fig2_contrasts": fig2_contrasts(scores)}
+
+
+def fig2_contrasts(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per curve and n (main metrics only), each of :data:`CONTRASTS` as the mean of per-seed
+    differences, the seeds both variants ran, a 95 % Student-t interval over those differences
+    and whether it excludes zero. Seeds pair runs that share data order and initial weights."""
+    main = scores[scores["metric"] == scores["task"].map(lambda t: get_task_spec(t).main_metric)]
+    per_seed = main.groupby([*KEYS, "seed", "variant"], dropna=False)["score"].first()
+    per_seed = per_seed.unstack("variant")
+    rows = []
+    for keys, group in per_seed.groupby(level=KEYS, dropna=False, sort=True):
+        for name, variant, other in CONTRASTS:
+            if variant not in group or other not in group:
+                continue
+            diff = (group[variant] - group[other]).dropna()
+            if diff.empty:
+                continue
+            low = high = float("nan")
+            if len(diff) >= 2:
+                low, high = stats.ttest_1samp(diff.to_numpy(), 0.0).confidence_interval(0.95)
+            known = bool(np.isfinite(low) and np.isfinite(high))
+            rows.append(
+                {
+                    **dict(zip(KEYS, keys, strict=True)),
+                    "contrast": name,
+                    "difference": float(diff.mean()),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "seeds": len(diff),
+                    "beyond_noise": (low > 0 or high < 0) if known else pd.NA,
+                }
+            )
+    columns = [*KEYS, "contrast", "difference", "ci_low", "ci_high", "seeds", "beyond_noise"]
+    out = pd.DataFrame(rows, columns=columns)
+    out["limit_examples"] = out["limit_examples"].astype("Int64")
+    return out
 
 
 def load_fig2_runs(results_root: Path | str) -> pd.DataFrame:
