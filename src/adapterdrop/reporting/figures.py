@@ -809,7 +809,8 @@ def fig2_figure(
     Each panel's legend gives its run count per point."""
     curve = [key for key in FIG2_CURVE if key in table]
     groups = list(table.groupby(curve, sort=True, dropna=False))
-    panels = len(groups) + (relative is not None)
+    means = [] if relative is None else _fig2_means(relative)
+    panels = len(groups) + len(means)
     ncols = min(3, panels)
     nrows = math.ceil(panels / ncols)
     fig, axes = _new_figure(nrows, ncols, 4.6, 3.6)
@@ -834,9 +835,8 @@ def fig2_figure(
             ylabel=METRIC_LABELS.get(setting["metric"], setting["metric"]),
         )
         _legend(ax)
-    if relative is not None:
-        ax = flat[len(groups)]
-        mean = relative[relative["task"] == "mean"].sort_values("dropped_layers")
+    for ax, ((model, precision), mean) in zip(flat[len(groups) :], means, strict=False):
+        mean = mean.sort_values("dropped_layers")
         layers = int(mean["dropped_layers"].max()) + 1 if not mean.empty else PAPER_FIG2_LAYERS
         for k, (variant, style) in enumerate(FIG2_VARIANTS.items()):
             if variant in mean:
@@ -855,9 +855,8 @@ def fig2_figure(
         if any(f"{v}_std" in mean and mean[f"{v}_std"].notna().any() for v in FIG2_VARIANTS):
             _note(ax, "bands: +/- 1 std of a mean over tasks of one run each")
         _note(ax, f"paper drawn at the same share of depth (x {layers}/{PAPER_FIG2_LAYERS})")
-        models = ", ".join(sorted(set(mean["model"])))
         ax.set(
-            title=f"Mean over tasks ({models})",
+            title=f"Mean over tasks ({model}, {precision})",
             xlabel=f"dropped lower layers n (count, of {layers})",
             ylabel="score, % of the standard adapter at n = 0",
         )
@@ -865,6 +864,13 @@ def fig2_figure(
     for ax in flat[panels:]:
         ax.set_axis_off()
     return fig
+
+
+def _fig2_means(relative: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    """The ``mean`` rows of ``fig2_relative``, one curve set per (model, precision): runs in
+    bf16 and in fp32 are different settings, and one line through both would zigzag."""
+    mean = relative[relative["task"] == "mean"]
+    return list(mean.groupby(["model", "precision"], sort=True))
 
 
 def _band_line(
