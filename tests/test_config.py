@@ -276,8 +276,11 @@ def test_fig2_experiments_compose_the_stored_results_configs(monkeypatch):
     """The settings that were FIG2_ARGS live in conf/experiment/fig2_*.yaml: on a CPU like the
     one that trained them (its flags decide the precision) the plain commands compose exactly
     the configs (and point ids) of results/raw/fig2_*, so skip_measured finds them."""
-    paths = stored_fig2_results()
-    for path in paths[:2] + paths[-6:]:  # a few of every experiment
+    by_experiment: dict[str, list] = {}
+    for path in stored_fig2_results():
+        by_experiment.setdefault(path.parent.name, []).append(path)
+    sample = [p for paths in by_experiment.values() for p in paths[:2] + paths[-2:]]
+    for path in sample:  # a few of every experiment
         record = json.loads(path.read_text())
         stored = record["config"]
         cpu = {**static_environment()["cpu"], "flags": record["environment"]["cpu"]["flags"]}
@@ -285,13 +288,16 @@ def test_fig2_experiments_compose_the_stored_results_configs(monkeypatch):
         overrides = [f"experiment={stored['experiment_name']}", f"data={stored['data']['task']}"]
         if stored["drop"]["mode"] == "specialized":
             overrides.append(f"drop.n={stored['drop']['n']}")
+        if stored["data"].get("limit_examples") is not None:  # make's task:examples
+            overrides.append(f"data.limit_examples={stored['data']['limit_examples']}")
+        overrides.append(f"seed={stored['seed']}")  # make's FIG2_SEEDS
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = compose("train", overrides=[*overrides, "skip_measured=true"])
         config = identity(cfg)
         assert config == {k: v for k, v in stored.items() if k != "data_content"}, path
         if "data_content" not in stored:
             assert point_id(config) == record["point_id"], path
-    assert {p.parent.name for p in paths[:2] + paths[-6:]} >= {"fig2_robust", "fig2_specialized"}
+    assert {p.parent.name for p in sample} >= {"fig2_robust", "fig2_specialized"}
 
 
 @pytest.mark.parametrize(("model", "layers"), [("minilm-l6", 6), ("tiny", 4), ("roberta-base", 12)])

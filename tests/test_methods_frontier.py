@@ -135,8 +135,11 @@ def test_make_figures_runs_the_methods_notebook_once_its_table_is_built(results,
 
 
 def test_make_reproduce_methods_runs_40_valid_jobs_each_at_its_learning_rate():
-    (train_call,) = make_commands("reproduce-methods", {})
+    train_call, multitask_call = make_commands("reproduce-methods", {})
     jobs = check_command(*train_call)
+    multitask = multitask_call[1]  # check_command composes single-task jobs only
+    assert {"method=full", "data=multitask", "skip_measured=true"} <= set(multitask)
+    assert "data.tasks=[glue/stsb,glue/rte,glue/sst2,superglue/wic,superglue/multirc]" in multitask
     assert len(jobs) == 8 * 5 and all(job["skip_measured"] for job in jobs)
     names = {(job["method"]["name"], job["method"].get("token_ratio")) for job in jobs}
     assert ("coda", 3) in names and ("coda", 5) in names

@@ -259,7 +259,9 @@ def test_fig2_figure_draws_baselines_and_the_paper(results_root):
     fig = figures.fig2_figure(table, relative, baselines)
     assert_readable(fig)
     panels = [ax for ax in fig.axes if ax.axison]
-    assert len(panels) == table.groupby(["model", "task", "metric"]).ngroups + 1
+    curves = table.groupby(["model", "task", "limit_examples", "precision", "metric"], dropna=False)
+    means = relative[relative["task"] == "mean"].groupby(["model", "precision"])
+    assert len(panels) == curves.ngroups + means.ngroups  # a mean panel per precision
     mrpc = [ax for ax in panels if ax.get_ylabel().startswith("accuracy")][0]
     assert "majority class (dev): 0.684" in _labels(mrpc)
     assert {"standard", "robust", "specialized"} <= set(_labels(mrpc))

@@ -75,8 +75,9 @@ def make_commands(target: str, variables: dict[str, str]) -> list[tuple[str, lis
     loop = re.search(r"for spec in \$\((\w+)\)", recipe)
     specs = values.get(loop[1], "").split() if loop else []
     commands = []
-    # a call ends at a shell operator or at the next recipe line's $(PY) (tables, figures)
-    for app_var, args in re.findall(r"(\$\((?:TRAIN|BENCH)\))((?:(?!\$\(PY\))[^&|;])*)", recipe):
+    # a call ends at a shell operator or at the next recipe line's call or $(PY) (tables)
+    call = r"(\$\((?:TRAIN|BENCH)\))((?:(?!\$\((?:PY|TRAIN|BENCH)\))[^&|;])*)"
+    for app_var, args in re.findall(call, recipe):
         for spec in specs if "$$task" in args else [""]:
             task, _, limit = spec.partition(":")
             text = args.replace("$$task", task)
