@@ -99,9 +99,14 @@ def main_score(run: pd.Series) -> tuple[str, int | None, float]:
     score = run.get(f"metrics.val/{metric}")
     if score is None or pd.isna(score):
         raise ValueError(f"{run['path']}: no val/{metric} metric for {task}")
+    return task, subset_size(run), 100 * float(score)
+
+
+def subset_size(run: pd.Series) -> int | None:
+    """The seeded subset a training result's splits were cut to (``data.limit_examples``;
+    None: the whole splits)."""
     limit = run.get("config.data.limit_examples")
-    limit = None if limit is None or pd.isna(limit) else int(limit)
-    return task, limit, 100 * float(score)
+    return None if limit is None or pd.isna(limit) else int(limit)
 
 
 def baseline_row(tasks: dict[str, str], baselines: pd.DataFrame | None) -> pd.DataFrame:

@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from adapterdrop.data import get_task_spec
+from adapterdrop.reporting.baselines import subset_size
 from adapterdrop.reporting.tables import load_ok_results, write_table
 
 #: Result experiment name (``experiment_name`` of ``conf/experiment/fig2_*.yaml``) -> curve.
@@ -72,12 +73,11 @@ def fig2_scores(runs: pd.DataFrame) -> pd.DataFrame:
         variant = VARIANTS[run["experiment"]]
         task = run["config.data.task"]
         spec = get_task_spec(task)
-        limit = run.get("config.data.limit_examples")
         base = {
             "variant": variant,
             "model": run["config.model.name"],
             "task": task,
-            "limit_examples": None if limit is None or pd.isna(limit) else int(limit),
+            "limit_examples": subset_size(run),
             "precision": str(run["config.trainer.precision"]),
             "seed": int(run["config.seed"]),
             "path": run["path"],

@@ -38,6 +38,7 @@ from adapterdrop.reporting.baselines import (
     baseline_row,
     main_score,
     majority_baselines,
+    subset_size,
     task_column,
 )
 from adapterdrop.reporting.tables import load_experiment_runs, write_table
@@ -111,8 +112,7 @@ def task_scores(run: pd.Series) -> list[tuple[str, int | None, float, int]]:
         return [(*main_score(run), 1)]
     from adapterdrop.data import get_task_spec
 
-    limit = run.get("config.data.limit_examples")
-    limit = None if limit is None or pd.isna(limit) else int(limit)
+    limit = subset_size(run)
     out = []
     for task in tasks:
         metric = f"val/{task}/{get_task_spec(task).main_metric}"
