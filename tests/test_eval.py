@@ -98,7 +98,7 @@ def test_adapters_of_another_task_or_none_fail_before_any_model(tmp_path, monkey
         evaluate(compose_eval(tmp_path, f"adapters=[{adapter}]", "data=glue/mrpc"))
     with pytest.raises(ValueError, match="no adapter to evaluate"):
         evaluate(compose_eval(tmp_path))
-    with pytest.raises(ValueError, match="data=multitask: eval scores one task's"):
+    with pytest.raises(ValueError, match="data=multitask: eval scores one task's.*one per task"):
         evaluate(compose_eval(tmp_path, f"adapters=[{adapter}]", "data=multitask"))
     with pytest.raises(ValueError, match="neither a saved adapter nor a folder of them"):
         evaluate(compose_eval(tmp_path, f"adapters=[{tmp_path / 'nothing'}]"))

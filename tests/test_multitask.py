@@ -8,12 +8,14 @@ import sys
 
 import pytest
 
+from adapterdrop.cli.eval import evaluate
 from adapterdrop.cli.train import result_config, train
 from adapterdrop.data import MultiTaskDataModule
 from adapterdrop.data.errors import DataError
 from adapterdrop.models import load_backbone
 from adapterdrop.results import iter_result_files, point_id, read_result, result_path
 from adapterdrop.train import multitask as multitask_file
+from test_eval import compose_eval
 from test_train import DATA_DIR, NEEDS_RTE, compose_train, shrunk
 
 TASKS = "[glue/rte,glue/stsb,superglue/multirc]"
@@ -45,12 +47,29 @@ def test_a_multitask_run_scores_every_task_and_their_average(tmp_path):
     # one backbone for every task: full fine-tuning's count, not three times it
     backbone = load_backbone(dict(cfg.model), seed=0).model
     assert metrics["params/trainable"] == sum(p.numel() for p in backbone.parameters())
-    record = read_result(result_path(tmp_path / "results", "train", point_id(result_config(cfg))))
+    pid = point_id(result_config(cfg))
+    record = read_result(result_path(tmp_path / "results", "train", pid))
     assert set(record["config"]["data_content"]) == set(mains)
-    assert "artefacts" not in record  # no multi-task artefact format yet
+    assert record["artefacts"] == {"adapter": str(tmp_path / "adapters" / "train" / pid)}
     assert (
         point_id(result_config(multitask(tmp_path, "[glue/rte,glue/stsb]"))) != record["point_id"]
     )
+
+
+@NEEDS_RTE
+@pytest.mark.parametrize("method", ["full", "pfeiffer", "coda"])
+def test_each_task_of_a_multitask_run_is_saved_and_scores_as_trained(tmp_path, method):
+    """Every task's artefact, loaded on its own into a single-task model, gives exactly the
+    dev scores the multi-task run logged for that task."""
+    cfg = multitask(tmp_path, "[glue/rte,glue/stsb]", f"method={method}")
+    trained = train(cfg)
+    folder = tmp_path / "adapters" / "train" / point_id(result_config(cfg))
+    assert sorted(p.name for p in folder.iterdir()) == ["glue-rte", "glue-stsb"]
+    for task, metric in (("glue/rte", "accuracy"), ("glue/stsb", "pearson")):
+        overrides = [f"adapters=[{folder / task.replace('/', '-')}]", f"data={task}"]
+        [metrics] = evaluate(compose_eval(tmp_path / task, *overrides))
+        assert metrics[f"val/{metric}"] == trained[f"val/{task}/{metric}"]  # exactly
+        assert metrics["val/loss"] == pytest.approx(trained[f"val/{task}/loss"], rel=1e-6)
 
 
 @NEEDS_RTE
@@ -88,6 +107,8 @@ def test_a_training_batch_holds_one_batch_of_every_task(tmp_path):
         (["drop.mode=robust"], "AdapterDrop runs are single-task"),
         (["eval_sweep=true"], "eval_sweep=true"),
         (["method=fusion", "method.adapters=[glue/mrpc,glue/stsb]"], "fuses single-task"),
+        (["method=lora"], "'lora' places its weights inside the shared backbone"),
+        (["method=adapterbias-ln"], "inside the shared backbone"),
         (["data.tasks=[]"], "name the tasks"),
         (["data.tasks=[glue/rte,glue/rte]"], "more than once"),
         (["data.tasks=[glue/rte,glue/nope]"], "Valid tasks"),

@@ -107,8 +107,9 @@ def evaluate(cfg: DictConfig) -> list[dict[str, float]]:
     check_destination(experiment, root)
     if is_multitask(cfg.data):
         raise ValueError(
-            "data=multitask: eval scores one task's saved adapters, and a multi-task run saves "
-            "none; choose the adapters' task, data=<task>"
+            "data=multitask: eval scores one task's saved adapters; a multi-task run saves one "
+            "per task (<its folder>/<benchmark>-<task>, e.g. glue-stsb): pass those with "
+            "data=<their task>"
         )
     artefacts = [read_artefact(folder) for folder in adapter_folders(cfg.adapters)]
     task = get_task_spec(cfg.data.task).key

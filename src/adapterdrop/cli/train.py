@@ -160,7 +160,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     with claimed(root / experiment, pid, zero), tracking.train_run(root, experiment, pid):
         checkpoints = Path(cfg.paths.checkpoints_root) / experiment / pid
         adapter = None
-        if adapters_root is not None and not is_multitask(cfg.data):  # saves no artefact yet
+        if adapters_root is not None:
             adapter = artefact_folder(adapters_root, experiment, pid)
         training = {"experiment": experiment, "point_id": pid, "config": config}
         try:
@@ -315,15 +315,16 @@ def _fit_and_evaluate(
 ) -> dict[str, float]:
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     if adapter is not None and trainer.is_global_zero:
-        save_artefact(
-            module.model,
-            module.task,
-            adapter,
-            module.method_config,
-            backbone_name=cfg.model.name,
-            training=training,
-        )
-        log.info("adapter: %s", adapter)
+        for task, folder in module.artefact_folders(adapter).items():
+            save_artefact(
+                module.model,
+                task,
+                folder,
+                module.method_config,
+                backbone_name=cfg.model.name,
+                training=training,
+            )
+            log.info("adapter of %s: %s", task, folder)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     if cfg.eval_sweep:
         module.set_eval_ns(range(module.num_layers))

@@ -13,6 +13,7 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -196,6 +197,10 @@ class AdapterDropModule(pl.LightningModule):
     @property
     def num_layers(self) -> int:
         return self.model.encoder.num_layers
+
+    def artefact_folders(self, folder: Path) -> dict[str, Path]:
+        """Where the run's trained task is saved (``adapterdrop.artefacts``): ``folder``."""
+        return {self.task: folder}
 
     def set_eval_ns(self, ns: Iterable[int] | None) -> None:
         """Depths at which the next evaluation scores the model (``None``: the configured one).

@@ -8,13 +8,15 @@ its own modules on the shared frozen backbone, in one step.
 A training step takes one batch of every task (:class:`adapterdrop.data.MultiTaskDataModule`)
 and minimises the mean of the tasks' losses. Validation scores each task on its own dev split
 (``val/<task>/<metric>``) and logs ``val/average``, the mean of the tasks' main metrics, which
-the run monitors (its time to the best score). AdapterDrop and fusion are single-task
-regimes and are refused here.
+the run monitors (its time to the best score). Each task is saved as its own artefact
+(:meth:`MultiTaskModule.artefact_folders`). AdapterDrop and fusion are single-task regimes and
+are refused here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -74,6 +76,12 @@ class MultiTaskModule(pl.LightningModule):
         self.model.train()  # dropout on, as in the single-task module
         self.strict_loading = False
         self._scored = {task: EvalBuffer() for task in self.tasks}
+
+    def artefact_folders(self, folder: Path) -> dict[str, Path]:
+        """Where each task is saved (``adapterdrop.artefacts``): a sub-folder per task
+        (``glue-stsb``), each an artefact of its own that ``eval`` scores with ``data=<task>``.
+        A method that trains the backbone (full fine-tuning) saves it with every task."""
+        return {task: folder / task.replace("/", "-") for task in self.tasks}
 
     def forward(self, batch: Mapping[str, torch.Tensor], task: str) -> torch.Tensor:
         logits = self.model(
@@ -167,10 +175,20 @@ class MultiTaskModule(pl.LightningModule):
 
 
 def check_multitask_method(method: Mapping[str, Any]) -> None:
-    """A method multi-task training can run: known, and not one that fuses other tasks."""
+    """A method multi-task training can run: known, not one that fuses other tasks, and
+    either training the shared backbone itself (full fine-tuning) or leaving it unchanged:
+    a method whose weights live inside the backbone (LoRA's layers, AdapterBias's trained
+    LayerNorms) would have its tasks share or clash in them."""
     built = build_method(dict(method))  # an unknown name or option lists the valid ones
+    name = method.get("name")
     if built.fuses_tasks:
         raise ValueError(
-            f"method {method.get('name')!r} fuses single-task adapters, which a multi-task run "
-            "does not train: use data=<one task> for AdapterFusion"
+            f"method {name!r} fuses single-task adapters, which a multi-task run does not "
+            "train: use data=<one task> for AdapterFusion"
+        )
+    if built.changes_backbone and not built.trains_backbone:
+        raise ValueError(
+            f"method {name!r} places its weights inside the shared backbone, so tasks trained "
+            "together would share them: train it with data=<one task>, or pick a method whose "
+            "modules are each task's own (pfeiffer, houlsby, adapterbias, coda) or full"
         )
