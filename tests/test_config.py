@@ -301,11 +301,12 @@ def test_fig2_experiments_compose_the_stored_results_configs(monkeypatch):
 
 
 @pytest.mark.parametrize(("model", "layers"), [("minilm-l6", 6), ("tiny", 4), ("roberta-base", 12)])
-def test_fig2_specialized_sweeps_every_layer_of_the_model(model, layers):
+def test_fig2_specialized_sweeps_every_layer_of_the_model_above_the_first(model, layers):
+    """n = 0 is the standard run's training (tests/test_fig2.py), so the sweep starts at 1."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", ["experiment=fig2_specialized", f"model={model}"], True)
     params = OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True)
-    assert params == {"drop.n": f"range(0,{layers})"}
+    assert params == {"drop.n": f"range(1,{layers})"}
     assert cfg.drop.mode == "specialized" and cfg.drop.n == 0  # a single run: n = 0
 
 

@@ -11,7 +11,13 @@ from scipy import stats
 
 from adapterdrop.cli.train import train
 from adapterdrop.data import get_task_spec
-from adapterdrop.reporting.fig2 import fig2_scores, fig2_tables, load_fig2_runs, write_fig2_tables
+from adapterdrop.reporting.fig2 import (
+    fig2_scores,
+    fig2_tables,
+    load_fig2_runs,
+    with_specialized_at_zero,
+    write_fig2_tables,
+)
 from adapterdrop.results import iter_result_files
 from test_train import NEEDS_RTE, TINY_LAYERS, shrunk
 
@@ -54,6 +60,30 @@ def test_scores_are_read_from_the_stored_metrics(fig2_root):
         metrics = json.loads(path.read_text())["metrics"]
         standard = scores[scores["variant"] == "standard"].set_index("dropped_layers")["score"]
         assert standard[3] == pytest.approx(metrics["val/accuracy@n=3"])
+
+
+@NEEDS_RTE
+def test_specialized_at_n0_is_the_standard_training_exactly(fig2_root):
+    """Why the specialized sweep starts at n = 1: its n = 0 run scores as the standard run
+    does at n = 0, to the last bit."""
+    runs = load_fig2_runs(fig2_root / "results").set_index("experiment")
+    specialized = runs[runs["config.drop.n"] == 0].loc["fig2_specialized"]
+    standard = runs.loc["fig2_standard"]
+    assert specialized["metrics.val/accuracy"] == standard["metrics.val/accuracy@n=0"]
+    assert specialized["metrics.val/loss"] == standard["metrics.val/loss"]  # logged at n = 0
+
+
+def test_specialized_n0_is_taken_from_the_standard_run_where_it_was_not_trained():
+    standard = [("standard", "accuracy", n, s) for n, s in enumerate([0.8, 0.7, 0.6])]
+    specialized = [("specialized", "accuracy", 2, 0.75)]
+    scores = with_specialized_at_zero(_scores(standard + specialized, task="glue/rte"))
+    curve = scores[scores["variant"] == "specialized"].set_index("dropped_layers")["score"]
+    assert curve.to_dict() == {2: 0.75, 0: 0.8}
+    # a trained n = 0 run is kept; a seed without specialized runs borrows nothing
+    trained = _scores(standard + [("specialized", "accuracy", 0, 0.79)], task="glue/rte")
+    alone = _scores(standard, task="glue/rte", seed=43)
+    kept = with_specialized_at_zero(pd.concat([trained, alone], ignore_index=True))
+    assert kept[kept["variant"] == "specialized"]["score"].tolist() == [0.79]
 
 
 def test_missing_results_name_the_make_target(tmp_path):
@@ -261,7 +291,7 @@ def test_make_reproduce_fig2_runs_three_seeds_on_stsb_and_sst2_subsets():
     jobs = [
         c for app, args in make_commands("reproduce-fig2", {}) for c in check_command(app, args)
     ]
-    assert len(jobs) == 48 and {c["seed"] for c in jobs} == {42, 43, 44}
+    assert len(jobs) == 42 and {c["seed"] for c in jobs} == {42, 43, 44}  # 7 per task and seed
     limits = {(c["data"]["task"], c["data"]["limit_examples"]) for c in jobs}
     assert limits == {("glue/stsb", 1000), ("glue/sst2", 1000)}
     assert all(c["skip_measured"] and c["data"]["seed"] == c["seed"] for c in jobs)

@@ -5,7 +5,8 @@ Built from training results only (``results/raw/fig2_*``), like every other tabl
 * ``standard``: one adapter trained in every layer, scored with the adapters of the first n
   layers dropped at test time (``val/<metric>@n=<k>``);
 * ``robust``: one adapter trained with n ~ U{0..L-1} per batch, scored the same way;
-* ``specialized``: one adapter per n, built without adapters below layer n, scored at that n.
+* ``specialized``: one adapter per n, built without adapters below layer n, scored at that n
+  (n = 0 is the standard run: :func:`with_specialized_at_zero`).
 
 ``fig2`` has one row per curve point (model, task, training subset, precision, metric, n) with
 each variant's mean over seeds, its standard deviation (``<variant>_std``, sample std: blank
@@ -96,7 +97,26 @@ def fig2_scores(runs: pd.DataFrame) -> pd.DataFrame:
     scores = pd.DataFrame(rows)
     if not scores.empty:
         scores["limit_examples"] = scores["limit_examples"].astype("Int64")
-    return scores
+    return with_specialized_at_zero(scores)
+
+
+def with_specialized_at_zero(scores: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` plus, for every seed of a curve with specialized runs but none at n = 0, the
+    standard run's n = 0 scores as specialized ones (its ``path``).
+
+    Specialized AdapterDrop at n = 0 leaves no layer without adapters and drops none: it is
+    the standard adapter's training exactly (a test compares the two runs), so the
+    specialized sweep starts at n = 1 and the curve takes its first point from there."""
+    if scores.empty:
+        return scores
+    seeds = [*CURVE, "seed"]
+    specialized = scores[scores["variant"] == "specialized"]
+    have = specialized[seeds].drop_duplicates()
+    have_zero = specialized.loc[specialized["dropped_layers"] == 0, seeds].drop_duplicates()
+    standard = scores[(scores["variant"] == "standard") & (scores["dropped_layers"] == 0)]
+    borrowed = standard.merge(have, on=seeds).merge(have_zero, on=seeds, how="left", indicator=True)
+    borrowed = borrowed[borrowed.pop("_merge") == "left_only"].assign(variant="specialized")
+    return pd.concat([scores, borrowed[scores.columns]], ignore_index=True)
 
 
 def check_one_run_per_seed(scores: pd.DataFrame) -> None:
