@@ -123,7 +123,7 @@ def test_primary_config_composes_with_every_launcher_and_fig2_experiment():
     assert robust.drop.mode == "robust" and robust.eval_sweep
     specialized = compose_train("experiment=fig2_specialized", hydra_cfg=True)
     assert specialized.drop.mode == "specialized"
-    assert specialized.hydra.sweeper.params["drop.n"] == "range(0,6)"
+    assert specialized.hydra.sweeper.params["drop.n"] == "range(1,6)"  # n = 0: the standard run
     assert compose_train("trainer=cpu").trainer.precision == training_precision("cpu")
 
 
