@@ -64,9 +64,9 @@ def test_each_task_of_a_multitask_run_is_saved_and_scores_as_trained(tmp_path, m
     cfg = multitask(tmp_path, "[glue/rte,glue/stsb]", f"method={method}")
     trained = train(cfg)
     folder = tmp_path / "adapters" / "train" / point_id(result_config(cfg))
-    assert sorted(p.name for p in folder.iterdir()) == ["glue-rte", "glue-stsb"]
+    assert sorted(p.name for p in folder.iterdir()) == ["glue_rte", "glue_stsb"]
     for task, metric in (("glue/rte", "accuracy"), ("glue/stsb", "pearson")):
-        overrides = [f"adapters=[{folder / task.replace('/', '-')}]", f"data={task}"]
+        overrides = [f"adapters=[{folder / task.replace('/', '_')}]", f"data={task}"]
         [metrics] = evaluate(compose_eval(tmp_path / task, *overrides))
         assert metrics[f"val/{metric}"] == trained[f"val/{task}/{metric}"]  # exactly
         assert metrics["val/loss"] == pytest.approx(trained[f"val/{task}/loss"], rel=1e-6)

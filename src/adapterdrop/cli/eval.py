@@ -108,7 +108,7 @@ def evaluate(cfg: DictConfig) -> list[dict[str, float]]:
     if is_multitask(cfg.data):
         raise ValueError(
             "data=multitask: eval scores one task's saved adapters; a multi-task run saves one "
-            "per task (<its folder>/<benchmark>-<task>, e.g. glue-stsb): pass those with "
+            "per task (<its folder>/<benchmark>_<task>, e.g. glue_stsb): pass those with "
             "data=<their task>"
         )
     artefacts = [read_artefact(folder) for folder in adapter_folders(cfg.adapters)]

@@ -22,6 +22,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from adapterdrop.config import folder_name
 from adapterdrop.data import get_task_spec
 from adapterdrop.data.multitask import task_keys
 from adapterdrop.engine import AdapterEncoder
@@ -79,9 +80,10 @@ class MultiTaskModule(pl.LightningModule):
 
     def artefact_folders(self, folder: Path) -> dict[str, Path]:
         """Where each task is saved (``adapterdrop.artefacts``): a sub-folder per task
-        (``glue-stsb``), each an artefact of its own that ``eval`` scores with ``data=<task>``.
-        A method that trains the backbone (full fine-tuning) saves it with every task."""
-        return {task: folder / task.replace("/", "-") for task in self.tasks}
+        (``glue_stsb``: :func:`adapterdrop.config.folder_name`), each an artefact of its own
+        that ``eval`` scores with ``data=<task>``. A method that trains the backbone (full
+        fine-tuning) saves it with every task."""
+        return {task: folder / folder_name(task) for task in self.tasks}
 
     def forward(self, batch: Mapping[str, torch.Tensor], task: str) -> torch.Tensor:
         logits = self.model(
