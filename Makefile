@@ -133,7 +133,7 @@ reproduce-fusion: install ## AdapterFusion: score vs pruned adapters k and dropp
 
 # The methods frontier on this CPU, as conf/experiment/methods.yaml sets it: 8 methods (full
 # fine-tuning, Pfeiffer, Houlsby, AdapterBias with and without LayerNorms, CoDA r = 3 and 5,
-# LoRA) x 5 tasks on seeded 1000-example subsets of every split, 2 epochs: 40 training runs,
+# LoRA) x 5 tasks on seeded 1000-example subsets of every split, 3 epochs: 40 training runs,
 # then multi-task full fine-tuning of the same tasks as one model (data=multitask): one run.
 # Other tasks: METHODS_TASKS=glue/rte,superglue/cb; the paper-size setting: see the file's
 # comment.

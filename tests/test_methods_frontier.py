@@ -24,14 +24,14 @@ from test_sweeps import check_command, make_commands
 METRICS = {"glue/rte": "accuracy", "glue/stsb": "pearson"}
 
 
-def _write(root, task, method, score, step_s, seed=42, params=1000.0):
+def _write(root, task, method, score, step_s, seed=42, params=1000.0, epochs=2):
     config = {
         "experiment_name": "methods",
         "seed": seed,
         "data": {"task": task, "limit_examples": 1000},
         "model": {"name": "minilm-l6"},
         "method": method_cfg(method),
-        "trainer": {"precision": "32-true"},
+        "trainer": {"precision": "32-true", "max_epochs": epochs},
     }
     metrics = {
         f"val/{METRICS[task]}": score,
@@ -157,6 +157,21 @@ def test_the_average_is_over_the_tasks_every_method_ran(results):
     assert ours.loc["pfeiffer", "glue/rte accuracy (1000 ex.)"] == pytest.approx(67.0)
 
 
+def test_a_grid_of_another_length_is_its_own_setting_averaged_on_its_own_tasks(results):
+    _write(results, "glue/stsb", "full", 0.80, step_s=1.0, params=22e6, epochs=3)
+    _write(results, "glue/stsb", "pfeiffer", 0.78, step_s=0.6, epochs=3)  # RTE not run yet
+    summary = methods_tables(methods_scores(load_methods_runs(results)))["methods_summary"]
+    ours = summary[summary["source"] == "ours"].set_index(["epochs", "method"])
+    assert ours.loc[(3, "pfeiffer"), "average"] == pytest.approx(78.0)
+    assert ours.loc[(3, "pfeiffer"), "averaged_over"] == "glue/stsb"
+    assert ours.loc[(3, "pfeiffer"), "step_vs_full"] == pytest.approx(0.6)
+    assert ours.loc[(2, "pfeiffer"), "average"] == pytest.approx(67.0)  # both tasks still
+    assert ours.loc[(2, "pfeiffer"), "averaged_over"] == "glue/rte, glue/stsb"
+    fig = figures.methods_figure(summary)
+    labels = {line.get_label() for line in fig.axes[0].lines}
+    assert {"pfeiffer (2 ep.)", "pfeiffer (3 ep.)"} <= labels
+
+
 def test_a_multitask_run_gives_a_row_per_task_at_its_cost_per_task(results):
     config = {
         "experiment_name": "methods",
@@ -164,7 +179,7 @@ def test_a_multitask_run_gives_a_row_per_task_at_its_cost_per_task(results):
         "data": {"tasks": list(METRICS), "limit_examples": 1000},
         "model": {"name": "minilm-l6"},
         "method": method_cfg("full"),
-        "trainer": {"precision": "32-true"},
+        "trainer": {"precision": "32-true", "max_epochs": 2},
     }
     metrics = {
         "val/glue/rte/accuracy": 0.72,

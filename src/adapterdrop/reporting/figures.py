@@ -1007,8 +1007,11 @@ def sharing_figure(table: pd.DataFrame) -> Figure:
 def methods_figure(summary: pd.DataFrame) -> Figure:
     """The frontier from ``methods_summary.csv``: each method's average dev score (x 100, over
     the table's tasks) against its trainable parameters (log scale) and against its train step
-    time relative to full fine-tuning; the majority class's average as a grey line."""
+    time relative to full fine-tuning; the majority class's average as a grey line. Runs of
+    another length (``epochs``) get their own marker and ``(N ep.)`` in their label."""
     ours = summary[summary["source"] == "ours"]
+    colours = {method: f"C{k % 10}" for k, method in enumerate(dict.fromkeys(ours["method"]))}
+    lengths = sorted({int(e) for e in ours["epochs"]}) if "epochs" in ours else [None]
     baseline = summary[summary["source"].astype(str).str.startswith("majority")]
     fig, axes = _new_figure(1, 2, 11.0, 4.4)
     panels = (
@@ -1016,9 +1019,12 @@ def methods_figure(summary: pd.DataFrame) -> Figure:
         ("step_vs_full", "train step time / full fine-tuning's (geometric mean over tasks)", False),
     )
     for ax, (column, xlabel, log) in zip(axes[0], panels, strict=True):
-        for k, (_, row) in enumerate(ours.iterrows()):
-            ax.plot(row[column], row["average"], "o", color=f"C{k % 10}", label=row["method"])
-            ax.annotate(row["method"], (row[column], row["average"]), fontsize="x-small",
+        for _, row in ours.iterrows():
+            length = int(row["epochs"]) if "epochs" in row else None
+            label = row["method"] if len(lengths) == 1 else f"{row['method']} ({length} ep.)"
+            marker = MACHINE_MARKERS[lengths.index(length) % len(MACHINE_MARKERS)]
+            ax.plot(row[column], row["average"], marker, color=colours[row["method"]], label=label)
+            ax.annotate(label, (row[column], row["average"]), fontsize="x-small",
                         xytext=(4, 3), textcoords="offset points")  # fmt: skip
         if not baseline.empty and pd.notna(baseline["average"].iloc[0]):
             ax.axhline(baseline["average"].iloc[0], color=BASELINE_COLOR, linestyle="-.",

@@ -8,6 +8,9 @@ weights training updates, head left out), its median train step (``time/train_st
 training time to its best dev score (``time/to_best_s``, validation excluded) and its
 evaluation time per batch (``time/eval_step_s``), all measured on the same real data as the score.
 
+Runs are grouped by model, precision and training epochs (``trainer.max_epochs``) before
+method, so a grid rerun at another length sits beside the first instead of mixing with it.
+
 * ``methods``: one row per (method, task): mean and sample std of the score over seeds, the run
   count, and the costs (means over seeds);
 * ``methods_summary``: one row per method, a column per task (main metric x 100), the average
@@ -44,7 +47,9 @@ from adapterdrop.reporting.baselines import (
 from adapterdrop.reporting.tables import load_experiment_runs, write_table
 
 EXPERIMENT = "methods"
-ROW_KEYS = ["model", "precision", "method"]
+#: What a grid is run under: its methods are compared within one setting only.
+SETTING = ["model", "precision", "epochs"]
+ROW_KEYS = [*SETTING, "method"]
 #: Result metric -> column (seconds).
 COSTS = {
     "time/train_step_s": "step_s",
@@ -89,6 +94,7 @@ def methods_scores(runs: pd.DataFrame) -> pd.DataFrame:
             row = {
                 "model": run["config.model.name"],
                 "precision": str(run["config.trainer.precision"]),
+                "epochs": _epochs(run),
                 "method": label,
                 "column": task_column(task, limit),
                 "task": task,
@@ -123,6 +129,14 @@ def task_scores(run: pd.Series) -> list[tuple[str, int | None, float, int]]:
     return out
 
 
+def _epochs(run: pd.Series) -> int:
+    """The run's ``trainer.max_epochs``; a result without it is an error naming its file."""
+    epochs = run.get("config.trainer.max_epochs")
+    if epochs is None or pd.isna(epochs):
+        raise ValueError(f"{run['path']}: no trainer.max_epochs in this result's config")
+    return int(epochs)
+
+
 def _number(value: object) -> float:
     return float("nan") if value is None or pd.isna(value) else float(value)
 
@@ -147,30 +161,36 @@ def methods_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 def methods_summary(table: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
     """Wide form: a row per method, a column per task, the average and the costs; then the
-    majority-class row."""
+    majority-class row. The average of each row is over the tasks every method of its setting
+    ran."""
     columns = sorted(set(table["column"]))
     wide = table.pivot_table(index=ROW_KEYS, columns="column", values="score", aggfunc="mean")
     wide = wide.reindex(columns=columns)
-    common = [c for c in columns if wide[c].notna().all()]
-    wide["average"] = wide[common].mean(axis=1) if common else float("nan")
-    wide["averaged_over"] = ", ".join(c.split(" ", 1)[0] for c in common)
+    wide["average"], wide["averaged_over"] = float("nan"), ""
+    for _, group in wide.groupby(level=SETTING):
+        common = [c for c in columns if group[c].notna().all()]
+        if common:
+            wide.loc[group.index, "average"] = group[common].mean(axis=1)
+        wide.loc[group.index, "averaged_over"] = ", ".join(c.split(" ", 1)[0] for c in common)
     by_method = table.groupby(ROW_KEYS)
     wide["trainable_params"] = by_method["trainable_params"].max().astype("Int64")
     wide["step_vs_full"] = _relative_step(table)
     wide["time_to_best_s"] = by_method["time_to_best_s"].mean()
-    summary = wide.reset_index().sort_values(["model", "precision", "trainable_params"])
+    summary = wide.reset_index().sort_values([*SETTING, "trainable_params"])
     summary.insert(0, "source", "ours")
     tasks = dict(zip(table["column"], table["task"], strict=True))
     frames = [summary, baseline_row({column: tasks[column] for column in columns}, baselines)]
     order = ["source", *ROW_KEYS, *columns, "average", "averaged_over", "trainable_params"]
     order.append("step_vs_full")
-    return pd.concat(frames, ignore_index=True).reindex(columns=[*order, "time_to_best_s", "note"])
+    out = pd.concat(frames, ignore_index=True).reindex(columns=[*order, "time_to_best_s", "note"])
+    out["epochs"] = out["epochs"].astype("Int64")
+    return out
 
 
 def _relative_step(table: pd.DataFrame) -> pd.Series:
     """Geometric mean over tasks of a method's step time over full fine-tuning's on that task
-    (same model and precision); NaN where full fine-tuning did not run."""
-    keys = ["model", "precision", "column"]
+    (same model, precision and epochs); NaN where full fine-tuning did not run."""
+    keys = [*SETTING, "column"]
     full = table[table["method"] == FULL].set_index(keys)["step_s"]
 
     def ratio(group: pd.DataFrame) -> float:
