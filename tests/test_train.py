@@ -24,6 +24,7 @@ from adapterdrop.config import training_precision
 from adapterdrop.results import point_id, read_result, result_path
 from adapterdrop.train import AdapterDropModule, clock
 from adapterdrop.train import module as module_file
+from adapterdrop.train.last_validation import LastFitValidation
 from adapterdrop.train.robust import RobustDropSampler
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -425,3 +426,31 @@ def _saved(state: dict) -> io.BytesIO:
     torch.save(state, buffer)
     buffer.seek(0)
     return buffer
+
+
+@NEEDS_RTE
+def test_a_run_without_a_sweep_reports_its_last_epoch_validation_instead_of_repeating_it(
+    tmp_path, monkeypatch
+):
+    calls = []
+    validate = pl.Trainer.validate
+
+    def counted(self, *args, **kwargs):
+        calls.append(self.global_step)
+        return validate(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "validate", counted)
+    plain = train(shrunk(tmp_path / "plain", "logger=none", "trainer.max_steps=4"))
+    assert calls == [] and {"val/accuracy", "val/loss"} <= set(plain)
+    train(shrunk(tmp_path / "sweep", "logger=none", "trainer.max_steps=4", "eval_sweep=true"))
+    assert calls == [4]  # every depth needs its own pass
+
+
+def test_the_last_validation_counts_only_while_no_step_came_after_it():
+    last = LastFitValidation()
+    trainer = quiet_trainer()
+    assert last.scores_of(trainer) is None  # nothing validated in this process (a resumed run)
+    last.step, last.metrics = 0, {"val/accuracy": 0.5}
+    assert last.scores_of(trainer) == {"val/accuracy": 0.5}
+    last.step = 3  # the weights moved on since (global step 0 here)
+    assert last.scores_of(trainer) is None

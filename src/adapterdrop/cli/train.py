@@ -49,6 +49,7 @@ from adapterdrop.train import AdapterDropModule
 from adapterdrop.train import module as module_file
 from adapterdrop.train.clock import TrainingClock
 from adapterdrop.train.fusion import score_pruned_fusion
+from adapterdrop.train.last_validation import LastFitValidation
 from adapterdrop.train.multitask import AVERAGE, MultiTaskModule
 from adapterdrop.train.preflight import check_run
 
@@ -232,7 +233,8 @@ def _run(
     datamodule = hydra.utils.instantiate(cfg.data, tokenizer=module.tokenizer)
     loggers = instantiate_loggers(cfg.get("logger"))
     clock = TrainingClock(main_metric(cfg))
-    callbacks: list[pl.Callback] = [clock]
+    last_validation = LastFitValidation()
+    callbacks: list[pl.Callback] = [clock, last_validation]
     if cfg.resume:
         callbacks.append(resume_checkpoint(checkpoints, cfg.checkpoint_every_n_steps))
     trainer: pl.Trainer = hydra.utils.instantiate(
@@ -249,7 +251,9 @@ def _run(
     if ckpt_path:
         log.info("resuming from %s", last)
     try:
-        metrics = _fit_and_evaluate(cfg, trainer, module, datamodule, ckpt_path, adapter, training)
+        metrics = _fit_and_evaluate(
+            cfg, trainer, module, datamodule, last_validation, ckpt_path, adapter, training
+        )
         heads = [module.model.heads[task] for task in module.tasks]
         sizes = training_counts(module.model.encoder, heads, module.tasks)
         return {**metrics, **clock.metrics(), **sizes}, clock.samples()
@@ -309,10 +313,13 @@ def _fit_and_evaluate(
     trainer: pl.Trainer,
     module: AdapterDropModule | MultiTaskModule,
     datamodule: pl.LightningDataModule,
+    last_validation: LastFitValidation,
     ckpt_path: str | None = None,
     adapter: Path | None = None,
     training: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
+    """Fit, save, and score the final weights: at every depth (``eval_sweep``) by validating
+    again, else with the scores of the fit's last validation when it ran on those weights."""
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     if adapter is not None and trainer.is_global_zero:
         for task, folder in module.artefact_folders(adapter).items():
@@ -326,9 +333,14 @@ def _fit_and_evaluate(
             )
             log.info("adapter of %s: %s", task, folder)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+    scores = None
     if cfg.eval_sweep:
         module.set_eval_ns(range(module.num_layers))
-    metrics.update(merged(trainer.validate(module, datamodule=datamodule, verbose=False)))
+    else:
+        scores = last_validation.scores_of(trainer)
+    if scores is None:
+        scores = merged(trainer.validate(module, datamodule=datamodule, verbose=False))
+    metrics.update(scores)
     if cfg.run_test:
         if cfg.eval_sweep:
             module.set_eval_ns(None)
