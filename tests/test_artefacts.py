@@ -4,12 +4,14 @@ under any task name with bit-equal outputs, refused by any other backbone, found
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from adapterdrop.artefacts import (
+    BACKBONE_FILE,
     SIDECAR_FILE,
     TENSORS_FILE,
     ArtefactError,
@@ -19,6 +21,7 @@ from adapterdrop.artefacts import (
     read_artefact,
     save_artefact,
 )
+from adapterdrop.data.identity import file_digest
 from adapterdrop.engine import AdapterEncoder
 from adapterdrop.heads import MultiTaskModel
 from adapterdrop.methods import build_method
@@ -84,12 +87,14 @@ def test_a_saved_task_loads_into_a_fresh_encoder_with_equal_outputs(tmp_path, me
     encoder = model.encoder
     own = sum(p.numel() for p in encoder.trainable("glue/rte"))
     head = sum(p.numel() for p in model.heads["glue/rte"].parameters())
-    if method == "full":  # the whole backbone state, buffers included
+    if method == "full":  # the whole backbone state, buffers included, in a file of its own
         assert own == sum(p.numel() for p in encoder.backbone.parameters())
-        backbone_state = len(encoder.backbone.state_dict())
-        assert sum(k.startswith("backbone.") for k in saved) == backbone_state
+        backbone = load_file(str(folder / BACKBONE_FILE))
+        assert set(backbone) == {f"backbone.{k}" for k in encoder.backbone.state_dict()}
+        assert sum(t.numel() for t in saved.values()) == head
     else:  # exactly what training updates, and the head
         assert sum(t.numel() for t in saved.values()) == own + head
+        assert not (folder / BACKBONE_FILE).exists()
     meta = json.loads((folder / SIDECAR_FILE).read_text())
     assert meta["method"] == cfg and meta["num_labels"] == LABELS and meta["task"] == "glue/rte"
     assert meta["backbone"]["name"] == "tiny" and meta["backbone"]["num_layers"] == 4
@@ -102,6 +107,41 @@ def test_a_saved_task_loads_into_a_fresh_encoder_with_equal_outputs(tmp_path, me
     assert load_artefact(folder, fresh) == "glue/rte"
     for n, want in expected.items():
         assert torch.equal(logits(fresh, "glue/rte", n)["glue/rte"], want)
+
+
+def test_tasks_of_one_fine_tuned_model_share_one_backbone_file_and_each_loads_alone(tmp_path):
+    """Multi-task full fine-tuning: one backbone, a head per task, saved once on disk."""
+    cfg = method_cfg("full")
+    model = trained(trained(fresh_model(), "a", cfg), "b", cfg, seed=2)
+    want = logits(model, ["a", "b"])
+    first = save_artefact(model, "a", tmp_path / "a", cfg)
+    second = save_artefact(model, "b", tmp_path / "b", cfg, same_backbone_as=first)
+    one, two = (os.stat(folder / BACKBONE_FILE) for folder in (first, second))
+    assert (one.st_ino, one.st_nlink) == (two.st_ino, 2)
+    other = trained(fresh_model(), "b", cfg, seed=3)  # another backbone: written, not linked
+    third = save_artefact(other, "b", tmp_path / "c", cfg, same_backbone_as=first)
+    assert os.stat(third / BACKBONE_FILE).st_ino != one.st_ino
+    for folder, task in ((first, "a"), (second, "b")):
+        fresh = fresh_model()
+        load_artefact(folder, fresh)
+        assert torch.equal(logits(fresh, task)[task], want[task])
+
+
+def test_a_format_1_artefact_with_its_backbone_in_the_adapter_file_still_loads(tmp_path):
+    cfg = method_cfg("full")
+    model = trained(fresh_model(), "t", cfg)
+    folder = save_artefact(model, "t", tmp_path / "v1", cfg)
+    tensors = {**load_file(str(folder / TENSORS_FILE)), **load_file(str(folder / BACKBONE_FILE))}
+    (folder / BACKBONE_FILE).unlink()
+    save_file(tensors, str(folder / TENSORS_FILE))
+    meta = json.loads((folder / SIDECAR_FILE).read_text())
+    del meta["backbone_tensors"]
+    meta["format_version"] = 1
+    meta["tensors"]["sha256"] = file_digest(folder / TENSORS_FILE, length=None)
+    (folder / SIDECAR_FILE).write_text(json.dumps(meta))
+    fresh = fresh_model()
+    load_artefact(folder, fresh)
+    assert torch.equal(logits(fresh, "t")["t"], logits(model, "t")["t"])
 
 
 def test_a_new_name_beside_other_tasks_gives_the_same_outputs(tmp_path):

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from adapterdrop.artefacts import BACKBONE_FILE
 from adapterdrop.cli.eval import evaluate
 from adapterdrop.cli.train import result_config, train
 from adapterdrop.data import MultiTaskDataModule
@@ -65,6 +66,11 @@ def test_each_task_of_a_multitask_run_is_saved_and_scores_as_trained(tmp_path, m
     trained = train(cfg)
     folder = tmp_path / "adapters" / "train" / point_id(result_config(cfg))
     assert sorted(p.name for p in folder.iterdir()) == ["glue_rte", "glue_stsb"]
+    backbones = [folder / name / BACKBONE_FILE for name in ("glue_rte", "glue_stsb")]
+    if method == "full":  # one backbone on disk, linked into both folders
+        assert len({path.stat().st_ino for path in backbones}) == 1
+    else:
+        assert not any(path.exists() for path in backbones)
     for task, metric in (("glue/rte", "accuracy"), ("glue/stsb", "pearson")):
         overrides = [f"adapters=[{folder / task.replace('/', '_')}]", f"data={task}"]
         [metrics] = evaluate(compose_eval(tmp_path / task, *overrides))

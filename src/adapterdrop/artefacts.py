@@ -1,18 +1,23 @@
 """A trained task as a file: its trainable tensors and head, loadable into any encoder of the
 same backbone, under its own task name or a new one.
 
-An artefact is a folder of two files:
+An artefact is a folder of two files, three for a method that trains the backbone itself:
 
 * ``adapter.safetensors``: exactly what training ``task`` updated (``encoder.trainable(task)``)
   and its head. Keys are ``task.<site key>.<name>`` for the task's own modules (a module shared
   across layers once, under its first key), ``backbone.<name>`` for weights its method placed
   or trained inside the backbone (a path component equal to the task name is written as
-  ``{task}``: LoRA's weights are named after their task) and ``head.<name>``. A method that
-  trains the backbone itself (``Method.trains_backbone``, full fine-tuning) saves the whole
-  backbone state instead, buffers included.
+  ``{task}``: LoRA's weights are named after their task) and ``head.<name>``.
+* ``backbone.safetensors``, only for a method that trains the backbone itself
+  (``Method.trains_backbone``, full fine-tuning): the whole backbone state, buffers included,
+  under ``backbone.<name>``. The tasks of one multi-task run share their backbone, so its
+  artefacts hold one file hard-linked into every task's folder (``same_backbone_as``): each
+  folder stays whole on its own, and the disk holds the backbone once, not once per task.
 * ``adapter.json``: the method config (what ``methods.build_method`` takes), the task, its label
-  count, the backbone's identity, the tensor file's digest and, when training wrote it, the
+  count, the backbone's identity, the tensor files' digests and, when training wrote it, the
   training run's experiment, point id and identifying config (:func:`find_artefact`).
+
+Format version 1 (still read) kept the whole backbone state in ``adapter.safetensors``.
 
 Nothing here names a method: what is saved follows from ``encoder.trainable(task)`` and the
 method's flags. A backbone is identified by its family, width, depth, a digest of its
@@ -36,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save, save_file
 
 from adapterdrop.core import Method
 from adapterdrop.data.identity import file_digest
@@ -46,8 +51,12 @@ from adapterdrop.methods import build_method
 from adapterdrop.results import canonical_json, check_experiment_name, point_id, utc_now
 
 FORMAT = "adapterdrop-artefact"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Version 1: a backbone-training task's backbone state inside ``TENSORS_FILE``.
+READABLE_VERSIONS = (1, 2)
 TENSORS_FILE = "adapter.safetensors"
+BACKBONE_FILE = "backbone.safetensors"
+BACKBONE_PREFIX = "backbone."
 SIDECAR_FILE = "adapter.json"
 TASK_PLACEHOLDER = "{task}"
 #: The config keys that fix a BERT/RoBERTa backbone's shapes and computation (dropout rates,
@@ -101,6 +110,12 @@ class Artefact:
     @property
     def tensors_path(self) -> Path:
         return self.folder / TENSORS_FILE
+
+    @property
+    def backbone_path(self) -> Path | None:
+        """The backbone state's own file (a backbone-training method's), else ``None``."""
+        entry = self.meta.get("backbone_tensors")
+        return None if entry is None else self.folder / entry["file"]
 
 
 # --------------------------------------------------------------------------- identity
@@ -213,7 +228,7 @@ def task_tensors(model: MultiTaskModel, task: str) -> dict[str, torch.Tensor]:
         named = [(n, p) for n, p in encoder.backbone.named_parameters() if id(p) in trainable]
     for name, tensor in named:
         seen.add(id(tensor))
-        tensors[f"backbone.{_generic_name(name, task)}"] = tensor
+        tensors[f"{BACKBONE_PREFIX}{_generic_name(name, task)}"] = tensor
     left = trainable - seen
     if left:
         raise ArtefactError(
@@ -234,11 +249,15 @@ def save_artefact(
     *,
     backbone_name: str | None = None,
     training: Mapping[str, Any] | None = None,
+    same_backbone_as: Path | str | None = None,
 ) -> Path:
     """Write ``task``'s artefact to ``folder`` (replacing one there) and return the folder.
 
     ``method_config`` must rebuild the task's method (``build_method(method_config)`` equal to
-    ``encoder.method_of(task)``). The folder appears whole or not at all: it is written beside
+    ``encoder.method_of(task)``). ``same_backbone_as``: an artefact saved from the same model
+    (another task of a multi-task run); where its backbone file holds exactly this backbone
+    state, it is hard-linked instead of written again (copied where links are not possible).
+    The folder appears whole or not at all: it is written beside
     itself and renamed; a temporary left by a killed writer is removed by the next save (one
     writer per folder: training holds its point's lock).
     """
@@ -254,6 +273,9 @@ def save_artefact(
         key: tensor.detach().to("cpu").contiguous()
         for key, tensor in task_tensors(model, task).items()
     }
+    backbone = {}
+    if method.trains_backbone:
+        backbone = {k: tensors.pop(k) for k in list(tensors) if k.startswith(BACKBONE_PREFIX)}
     meta: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -274,6 +296,15 @@ def save_artefact(
         },
         "created_at": utc_now(),
     }
+    backbone_bytes = b""
+    if backbone:
+        backbone_bytes = save(backbone, metadata={"format": FORMAT})
+        meta["backbone_tensors"] = {
+            "file": BACKBONE_FILE,
+            "count": len(backbone),
+            "parameters": sum(t.numel() for t in backbone.values()),
+            "sha256": f"sha256:{hashlib.sha256(backbone_bytes).hexdigest()}",
+        }
     if training is not None:
         meta["training"] = json.loads(canonical_json(training))
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -283,6 +314,8 @@ def save_artefact(
     try:
         save_file(tensors, str(staging / TENSORS_FILE), metadata={"format": FORMAT})
         meta["tensors"]["sha256"] = file_digest(staging / TENSORS_FILE, length=None)
+        if backbone:
+            _write_backbone(staging, backbone_bytes, meta["backbone_tensors"], same_backbone_as)
         (staging / SIDECAR_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         for path in staging.iterdir():
             with open(path, "rb") as fh:
@@ -299,6 +332,27 @@ def save_artefact(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def _write_backbone(
+    staging: Path, data: bytes, entry: Mapping[str, Any], same_as: Path | str | None
+) -> None:
+    """The backbone file: a hard link to ``same_as``'s when that holds the same bytes (its
+    sidecar's digest says so), else ``data`` written out."""
+    target = staging / entry["file"]
+    if same_as is not None:
+        try:
+            other = read_artefact(same_as)
+        except ArtefactError:
+            other = None
+        source = None if other is None else other.backbone_path
+        if source is not None and other.meta["backbone_tensors"]["sha256"] == entry["sha256"]:
+            try:
+                os.link(source, target)
+                return
+            except OSError:  # another filesystem, or one without links: write a copy
+                pass
+    target.write_bytes(data)
 
 
 def _umask() -> int:
@@ -324,16 +378,21 @@ def read_artefact(folder: Path | str) -> Artefact:
     problem = _sidecar_problem(meta)
     if problem:
         raise ArtefactError(f"{path}: {problem}")
-    if not (folder / TENSORS_FILE).is_file():
-        raise ArtefactError(f"{folder}: {TENSORS_FILE} is missing beside {SIDECAR_FILE}")
-    return Artefact(folder, meta)
+    artefact = Artefact(folder, meta)
+    for path in (artefact.tensors_path, artefact.backbone_path):
+        if path is not None and not path.is_file():
+            raise ArtefactError(f"{folder}: {path.name} is missing beside {SIDECAR_FILE}")
+    return artefact
 
 
 def _sidecar_problem(meta: Any) -> str | None:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         return f"not an {FORMAT} sidecar"
-    if meta.get("format_version") != FORMAT_VERSION:
-        return f"format_version {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
+    if meta.get("format_version") not in READABLE_VERSIONS:
+        return (
+            f"format_version {meta.get('format_version')!r}, this code reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
+        )
     types = {
         "task": str,
         "method": dict,
@@ -350,6 +409,13 @@ def _sidecar_problem(meta: Any) -> str | None:
         return f"backbone identity lacks {missing}"
     if not isinstance(meta["tensors"].get("sha256"), str):
         return "tensors.sha256 is missing"
+    backbone = meta.get("backbone_tensors")
+    if backbone is not None and not (
+        isinstance(backbone, dict)
+        and isinstance(backbone.get("file"), str)
+        and isinstance(backbone.get("sha256"), str)
+    ):
+        return "backbone_tensors must hold file and sha256"
     training = meta.get("training")
     if training is not None and not (
         isinstance(training, dict)
@@ -415,10 +481,10 @@ def load_weights(
     if not checked:
         _check_shared_backbone(artefact, encoder, task)
         check_backbone(artefact, encoder, backbone_name)
-    path = artefact.tensors_path
-    if file_digest(path, length=None) != artefact.meta["tensors"]["sha256"]:
-        raise ArtefactError(f"{path} does not match the digest in its {SIDECAR_FILE}")
-    saved = load_file(str(path))
+    saved = _checked_tensors(artefact.tensors_path, artefact.meta["tensors"]["sha256"])
+    if artefact.backbone_path is not None:
+        digest = artefact.meta["backbone_tensors"]["sha256"]
+        saved |= _checked_tensors(artefact.backbone_path, digest)
     target = task_tensors(model, task)
     missing, extra = sorted(set(target) - set(saved)), sorted(set(saved) - set(target))
     shapes = [k for k in target.keys() & saved.keys() if target[k].shape != saved[k].shape]
@@ -430,6 +496,12 @@ def load_weights(
     with torch.no_grad():
         for key, tensor in target.items():
             tensor.copy_(saved[key])
+
+
+def _checked_tensors(path: Path, digest: str) -> dict[str, torch.Tensor]:
+    if file_digest(path, length=None) != digest:
+        raise ArtefactError(f"{path} does not match the digest in its {SIDECAR_FILE}")
+    return load_file(str(path))
 
 
 def _check_shared_backbone(artefact: Artefact, encoder: AdapterEncoder, task: str) -> None:

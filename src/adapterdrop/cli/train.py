@@ -322,6 +322,7 @@ def _fit_and_evaluate(
     again, else with the scores of the fit's last validation when it ran on those weights."""
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     if adapter is not None and trainer.is_global_zero:
+        first = None  # the tasks of one model share its backbone file, if they save one
         for task, folder in module.artefact_folders(adapter).items():
             save_artefact(
                 module.model,
@@ -330,7 +331,9 @@ def _fit_and_evaluate(
                 module.method_config,
                 backbone_name=cfg.model.name,
                 training=training,
+                same_backbone_as=first,
             )
+            first = first or folder
             log.info("adapter of %s: %s", task, folder)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     scores = None
