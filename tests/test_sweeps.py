@@ -8,12 +8,14 @@ import logging
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -27,7 +29,7 @@ from adapterdrop.bench.experiments import get_experiment
 from adapterdrop.bench.validate import check_bench_keys, check_method
 from adapterdrop.cli import jobs
 from adapterdrop.cli.bench import setting_overrides
-from adapterdrop.cli.jobs import STATUS_FILE, SweepProgress, sweep_size
+from adapterdrop.cli.jobs import STATUS_FILE, SweepProgress, sweep_job, sweep_size
 from adapterdrop.cli.train import result_config
 from adapterdrop.data import get_task_spec
 from adapterdrop.models import num_layers
@@ -417,3 +419,32 @@ def test_a_single_run_logs_no_job_number_and_warns_nothing(monkeypatch, caplog, 
     with caplog.at_level(logging.INFO, logger="adapterdrop.cli.jobs"):
         SweepProgress().on_job_start(OmegaConf.create({}))
     assert caplog.text == "" and not recwarn.list
+
+
+def test_ctrl_c_in_a_job_stops_the_sweep_and_marks_the_job_interrupted(tmp_path):
+    """Lightning turns a Ctrl-C into a graceful shutdown and ``SystemExit(1)``, and ignores
+    any further Ctrl-C: counted as one failed job, the sweep would go on unstoppable."""
+    from pytorch_lightning.demos.boring_classes import BoringModel
+
+    class CtrlC(pl.Callback):
+        def on_train_batch_start(self, *args):
+            raise KeyboardInterrupt
+
+    @sweep_job
+    def fit(cfg):
+        quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+        pl.Trainer(max_steps=2, callbacks=[CtrlC()], **quiet).fit(BoringModel())
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", [], return_hydra_config=True)
+    cfg.hydra.mode = RunMode.MULTIRUN
+    cfg.hydra.runtime.output_dir, cfg.hydra.job.num = str(tmp_path), 3
+    HydraConfig.instance().set_config(cfg)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="sweep interrupted in job"):
+            fit(cfg)
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning left Ctrl-C ignored
+    status = json.loads((tmp_path / STATUS_FILE).read_text())
+    assert status["status"] == "interrupted"

@@ -1,4 +1,5 @@
-"""Failed jobs of a Hydra multirun are each recorded and listed at the end, and fail the sweep;
+"""Failed jobs of a Hydra multirun are each recorded and listed at the end, and fail the sweep
+(a Ctrl-C stops it at once);
 :class:`SweepProgress` says before each job how far the sweep is and when it should end.
 
 Hydra's sweepers run every job of a batch and then re-raise only the first failure, so a sweep
@@ -42,22 +43,34 @@ def sweep_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
         if hydra.mode != RunMode.MULTIRUN:
             return task(cfg)
         status: dict[str, Any] = {"job": hydra.job.num, "overrides": list(hydra.overrides.task)}
+        path = Path(hydra.runtime.output_dir) / STATUS_FILE
         try:
             value = task(cfg)
-        except (Exception, SystemExit) as err:
+        except (Exception, SystemExit, KeyboardInterrupt) as err:
             if isinstance(err, SystemExit) and not err.code:
                 raise
+            if interrupted(err):  # Ctrl-C stops the sweep, not only the job it lands in
+                status |= {"status": "interrupted", "error": "interrupted (Ctrl-C)"}
+                atomic_write_text(path, json.dumps(status, indent=2) + "\n")
+                raise KeyboardInterrupt(f"sweep interrupted in job {hydra.job.num}") from err
             status |= {"status": "failed", "error": _describe(err)}
             log.error("job %s failed: %s", hydra.job.num, status["error"])
             log.debug("%s", traceback.format_exc())
             value = None
         else:
             status["status"] = "ok"
-        path = Path(hydra.runtime.output_dir) / STATUS_FILE
         atomic_write_text(path, json.dumps(status, indent=2) + "\n")
         return value
 
     return run
+
+
+def interrupted(err: BaseException) -> bool:
+    """A Ctrl-C: the KeyboardInterrupt itself, or the ``SystemExit(1)`` that Lightning raises
+    after a graceful shutdown from one (it then ignores further Ctrl-C for the process)."""
+    if isinstance(err, KeyboardInterrupt):
+        return True
+    return isinstance(err, SystemExit) and isinstance(err.__context__, KeyboardInterrupt)
 
 
 def _describe(err: BaseException) -> str:
