@@ -439,6 +439,7 @@ def test_ctrl_c_in_a_job_stops_the_sweep_and_marks_the_job_interrupted(tmp_path)
         cfg = compose("train", [], return_hydra_config=True)
     cfg.hydra.mode = RunMode.MULTIRUN
     cfg.hydra.runtime.output_dir, cfg.hydra.job.num = str(tmp_path), 3
+    previous = HydraConfig.instance().cfg
     HydraConfig.instance().set_config(cfg)
     handler = signal.getsignal(signal.SIGINT)
     try:
@@ -446,5 +447,6 @@ def test_ctrl_c_in_a_job_stops_the_sweep_and_marks_the_job_interrupted(tmp_path)
             fit(cfg)
     finally:
         signal.signal(signal.SIGINT, handler)  # Lightning left Ctrl-C ignored
+        HydraConfig.instance().cfg = previous  # later tests must not see a multirun job
     status = json.loads((tmp_path / STATUS_FILE).read_text())
     assert status["status"] == "interrupted"
