@@ -409,20 +409,16 @@ def _sidecar_problem(meta: Any) -> str | None:
         return f"backbone identity lacks {missing}"
     if not isinstance(meta["tensors"].get("sha256"), str):
         return "tensors.sha256 is missing"
-    backbone = meta.get("backbone_tensors")
-    if backbone is not None and not (
-        isinstance(backbone, dict)
-        and isinstance(backbone.get("file"), str)
-        and isinstance(backbone.get("sha256"), str)
-    ):
-        return "backbone_tensors must hold file and sha256"
-    training = meta.get("training")
-    if training is not None and not (
-        isinstance(training, dict)
-        and isinstance(training.get("point_id"), str)
-        and isinstance(training.get("config"), dict)
-    ):
-        return "training must hold point_id and config"
+    optional = {
+        "backbone_tensors": {"file": str, "sha256": str},
+        "training": {"point_id": str, "config": dict},
+    }
+    for key, fields in optional.items():
+        block = meta.get(key)
+        if block is not None and not (
+            isinstance(block, dict) and all(isinstance(block.get(f), t) for f, t in fields.items())
+        ):
+            return f"{key} must hold {' and '.join(fields)}"
     return None
 
 

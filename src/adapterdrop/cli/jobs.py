@@ -50,8 +50,7 @@ def sweep_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
             if isinstance(err, SystemExit) and not err.code:
                 raise
             if interrupted(err):  # Ctrl-C stops the sweep, not only the job it lands in
-                status |= {"status": "interrupted", "error": "interrupted (Ctrl-C)"}
-                atomic_write_text(path, json.dumps(status, indent=2) + "\n")
+                _write_status(path, status | {"status": "interrupted", "error": "Ctrl-C"})
                 raise KeyboardInterrupt(f"sweep interrupted in job {hydra.job.num}") from err
             status |= {"status": "failed", "error": _describe(err)}
             log.error("job %s failed: %s", hydra.job.num, status["error"])
@@ -59,10 +58,14 @@ def sweep_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
             value = None
         else:
             status["status"] = "ok"
-        atomic_write_text(path, json.dumps(status, indent=2) + "\n")
+        _write_status(path, status)
         return value
 
     return run
+
+
+def _write_status(path: Path, status: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(status, indent=2) + "\n")
 
 
 def interrupted(err: BaseException) -> bool:
