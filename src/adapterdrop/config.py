@@ -31,6 +31,7 @@ Compose-API users (tests, notebooks) get them by importing anything from ``adapt
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -119,7 +120,19 @@ def in_multirun() -> bool:
 
 def group_options(group: str, under: str | None = None) -> str:
     """``"a, b, glue/rte, ..."``: the options of ``group`` in the running app's search path;
-    with ``under``, those in its subfolder ``under`` only, named with that prefix."""
+    with ``under``, those in its subfolder ``under`` only, named with that prefix.
+
+    Only ``--help`` prints them, but OmegaConf resolves an interpolated value each time a merge
+    writes to its key, so every compose asked for them about seven times (close to half of a
+    compose's time); they are listed once per search path and group."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    sources = GlobalHydra.instance().config_loader().get_sources()
+    return _listed_options(tuple((s.provider, s.path) for s in sources), group, under)
+
+
+@functools.lru_cache(maxsize=256)
+def _listed_options(search_path: tuple[tuple[str, str], ...], group: str, under: str | None) -> str:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.object_type import ObjectType
 
