@@ -1006,17 +1006,20 @@ def sharing_figure(table: pd.DataFrame) -> Figure:
 
 def methods_figure(summary: pd.DataFrame) -> Figure:
     """The frontier from ``methods_summary.csv``: each method's average dev score (x 100, over
-    the table's tasks) against its trainable parameters (log scale) and against its train step
-    time relative to full fine-tuning; the majority class's average as a grey line. Runs of
+    the table's tasks) against its trainable parameters (log scale), its train step time and its
+    dev batch time (inference), both relative to full fine-tuning; the majority class's average
+    as a grey line. Runs of
     another length (``epochs``) get their own marker and ``(N ep.)`` in their label."""
     ours = summary[summary["source"] == "ours"]
     colours = {method: f"C{k % 10}" for k, method in enumerate(dict.fromkeys(ours["method"]))}
     lengths = sorted({int(e) for e in ours["epochs"]}) if "epochs" in ours else [None]
     baseline = summary[summary["source"].astype(str).str.startswith("majority")]
-    fig, axes = _new_figure(1, 2, 11.0, 4.4)
+    fig, axes = _new_figure(1, 3, 16.0, 4.4)
+    relative = "{} / full fine-tuning's\n(geometric mean over tasks)"
     panels = (
         ("trainable_params", "trainable parameters (encoder, head left out; log scale)", True),
-        ("step_vs_full", "train step time / full fine-tuning's (geometric mean over tasks)", False),
+        ("step_vs_full", relative.format("train step time"), False),
+        ("eval_step_vs_full", relative.format("dev batch time (inference)"), False),
     )
     for ax, (column, xlabel, log) in zip(axes[0], panels, strict=True):
         for _, row in ours.iterrows():
@@ -1033,7 +1036,7 @@ def methods_figure(summary: pd.DataFrame) -> Figure:
             ax.set_xscale("log")
         ax.set(xlabel=xlabel, ylabel="average dev score x 100")
     models = ", ".join(sorted(set(ours["model"])))
-    fig.suptitle(f"Methods frontier ({models}): score against size and training cost")
+    fig.suptitle(f"Methods frontier ({models}): score against size, training and inference cost")
     _shared_legend(fig, axes[0], ncol=4)
     return fig
 

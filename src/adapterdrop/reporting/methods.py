@@ -174,32 +174,34 @@ def methods_summary(table: pd.DataFrame, baselines: pd.DataFrame | None = None) 
         wide.loc[group.index, "averaged_over"] = ", ".join(c.split(" ", 1)[0] for c in common)
     by_method = table.groupby(ROW_KEYS)
     wide["trainable_params"] = by_method["trainable_params"].max().astype("Int64")
-    wide["step_vs_full"] = _relative_step(table)
+    wide["step_vs_full"] = _relative_to_full(table, "step_s")
+    wide["eval_step_vs_full"] = _relative_to_full(table, "eval_step_s")
     wide["time_to_best_s"] = by_method["time_to_best_s"].mean()
     summary = wide.reset_index().sort_values([*SETTING, "trainable_params"])
     summary.insert(0, "source", "ours")
     tasks = dict(zip(table["column"], table["task"], strict=True))
     frames = [summary, baseline_row({column: tasks[column] for column in columns}, baselines)]
     order = ["source", *ROW_KEYS, *columns, "average", "averaged_over", "trainable_params"]
-    order.append("step_vs_full")
+    order += ["step_vs_full", "eval_step_vs_full"]
     out = pd.concat(frames, ignore_index=True).reindex(columns=[*order, "time_to_best_s", "note"])
     out["epochs"] = out["epochs"].astype("Int64")
     return out
 
 
-def _relative_step(table: pd.DataFrame) -> pd.Series:
-    """Geometric mean over tasks of a method's step time over full fine-tuning's on that task
-    (same model, precision and epochs); NaN where full fine-tuning did not run."""
+def _relative_to_full(table: pd.DataFrame, cost: str) -> pd.Series:
+    """Geometric mean over tasks of a method's ``cost`` (seconds per train step, or per dev
+    batch: the inference latency) over full fine-tuning's on that task (same model, precision
+    and epochs); NaN where full fine-tuning did not run."""
     keys = [*SETTING, "column"]
-    full = table[table["method"] == FULL].set_index(keys)["step_s"]
+    full = table[table["method"] == FULL].set_index(keys)[cost]
 
     def ratio(group: pd.DataFrame) -> float:
         reference = full.reindex(pd.MultiIndex.from_frame(group[keys]))
-        ratios = group["step_s"].to_numpy() / reference.to_numpy()
+        ratios = group[cost].to_numpy() / reference.to_numpy()
         ratios = ratios[np.isfinite(ratios)]
         return math.exp(np.log(ratios).mean()) if len(ratios) else float("nan")
 
-    return table.groupby(ROW_KEYS)[keys + ["step_s"]].apply(ratio)
+    return table.groupby(ROW_KEYS)[[*keys, cost]].apply(ratio)
 
 
 def methods_tables(scores: pd.DataFrame, baselines: pd.DataFrame | None = None):
