@@ -1014,7 +1014,7 @@ def methods_figure(summary: pd.DataFrame) -> Figure:
     colours = {method: f"C{k % 10}" for k, method in enumerate(dict.fromkeys(ours["method"]))}
     lengths = sorted({int(e) for e in ours["epochs"]}) if "epochs" in ours else [None]
     baseline = summary[summary["source"].astype(str).str.startswith("majority")]
-    fig, axes = _new_figure(1, 3, 16.0, 4.4)
+    fig, axes = _new_figure(1, 3, 6.5, 5.0)
     relative = "{} / full fine-tuning's\n(geometric mean over tasks)"
     panels = (
         ("trainable_params", "trainable parameters (encoder, head left out; log scale)", True),
