@@ -1008,8 +1008,8 @@ def methods_figure(summary: pd.DataFrame) -> Figure:
     """The frontier from ``methods_summary.csv``: each method's average dev score (x 100, over
     the table's tasks) against its trainable parameters (log scale), its train step time and its
     dev batch time (inference), both relative to full fine-tuning; the majority class's average
-    as a grey line. Runs of
-    another length (``epochs``) get their own marker and ``(N ep.)`` in their label."""
+    as a grey line. Runs of another length (``epochs``) get their own marker and ``(N ep.)`` in
+    their label."""
     ours = summary[summary["source"] == "ours"]
     colours = {method: f"C{k % 10}" for k, method in enumerate(dict.fromkeys(ours["method"]))}
     lengths = sorted({int(e) for e in ours["epochs"]}) if "epochs" in ours else [None]
