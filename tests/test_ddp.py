@@ -47,6 +47,7 @@ DATA = [
     "data.eval_batch_size=4",
     "data.max_length=64",
     "trainer.accelerator=cpu",
+    "trainer.precision=32-true",  # exact comparisons, on any CPU
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
 ]

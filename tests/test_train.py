@@ -117,7 +117,8 @@ def test_primary_config_composes_with_every_launcher_and_fig2_experiment():
         assert cfg.hydra.launcher._target_.endswith(target)
     cfg = compose_train()
     assert (cfg.model.name, cfg.data.task, cfg.method.name) == ("minilm-l6", "glue/rte", "pfeiffer")
-    assert list(cfg.logger) == ["wandb"] and cfg.trainer.precision == "32-true"
+    assert list(cfg.logger) == ["wandb"]  # trainer=auto: this CPU's fast precision
+    assert cfg.trainer.precision == training_precision("cpu")
     standard = compose_train("experiment=fig2_standard")
     assert standard.drop.mode == "none" and standard.eval_sweep
     robust = compose_train("experiment=fig2_robust")
