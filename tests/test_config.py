@@ -275,7 +275,9 @@ def identity(cfg: DictConfig) -> dict:
 def test_fig2_experiments_compose_the_stored_results_configs(monkeypatch):
     """The settings that were FIG2_ARGS live in conf/experiment/fig2_*.yaml: on a CPU like the
     one that trained them (its flags decide the precision) the plain commands compose exactly
-    the configs (and point ids) of results/raw/fig2_*, so skip_measured finds them."""
+    the configs (and point ids) of results/raw/fig2_*, so skip_measured finds them; results
+    trained before `data.group_by_length` existed compose with it set to false, their random
+    batches."""
     by_experiment: dict[str, list] = {}
     for path in stored_fig2_results():
         by_experiment.setdefault(path.parent.name, []).append(path)
@@ -291,11 +293,16 @@ def test_fig2_experiments_compose_the_stored_results_configs(monkeypatch):
         if stored["data"].get("limit_examples") is not None:  # make's task:examples
             overrides.append(f"data.limit_examples={stored['data']['limit_examples']}")
         overrides.append(f"seed={stored['seed']}")  # make's FIG2_SEEDS
+        legacy = "group_by_length" not in stored["data"]  # trained before the option: random
+        if legacy:
+            overrides.append("data.group_by_length=false")
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = compose("train", overrides=[*overrides, "skip_measured=true"])
         config = identity(cfg)
+        if legacy:
+            assert config["data"].pop("group_by_length") is False
         assert config == {k: v for k, v in stored.items() if k != "data_content"}, path
-        if "data_content" not in stored:
+        if "data_content" not in stored and not legacy:
             assert point_id(config) == record["point_id"], path
     assert {p.parent.name for p in sample} >= {"fig2_robust", "fig2_specialized"}
 

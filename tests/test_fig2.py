@@ -113,7 +113,8 @@ def _scores(
     """Score rows ``(variant, metric, n, score)`` of one model, task and seed."""
     columns = ["variant", "metric", "dropped_layers", "score"]
     frame = pd.DataFrame(rows, columns=columns)
-    defaults = {"limit_examples": None, "precision": "32-true", "path": f"seed{seed}.json"}
+    defaults = {"limit_examples": None, "precision": "32-true", "batches": "random"}
+    defaults["path"] = f"seed{seed}.json"
     frame = frame.assign(model="m", task=task, seed=seed, **{**defaults, **setting})
     frame["limit_examples"] = frame["limit_examples"].astype("Int64")
     return frame

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from adapterdrop.data.batching import LengthGroupedSampler, by_length, sequence_lengths
 from adapterdrop.data.checks import check_splits
 from adapterdrop.data.errors import DataError
 from adapterdrop.data.layout import resolve_data_dir, source_fingerprint, stage_splits
@@ -55,6 +56,10 @@ class TaskDataModule(pl.LightningDataModule):
     none), so a missing split fails here rather than in `trainer.fit`. `limit_examples` keeps
     a seeded subset of each split; for grouped tasks it keeps whole questions (MultiRC) or
     queries (ReCoRD).
+
+    Evaluation batches go from the longest examples to the shortest, which only saves
+    padding (scores are computed in row order); `group_by_length` also groups training
+    batches by length (`LengthGroupedSampler`), a different but still random training order.
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class TaskDataModule(pl.LightningDataModule):
         cache_dir: str | os.PathLike[str] | None = None,
         seed: int = 42,
         check_stages: str | Sequence[str] = ("fit",),
+        group_by_length: bool = False,
     ) -> None:
         super().__init__()
         self.spec: TaskSpec = get_task_spec(task)
@@ -96,6 +102,7 @@ class TaskDataModule(pl.LightningDataModule):
         self.limit_examples = limit_examples
         self.num_workers = num_workers
         self.seed = seed
+        self.group_by_length = group_by_length
         self.datasets: dict[str, datasets.Dataset] = {}
         self.collator = PadCollator(
             pad_values={
@@ -137,20 +144,26 @@ class TaskDataModule(pl.LightningDataModule):
         if split not in self.datasets:
             self.load_splits([split])
         dataset = self.datasets[split]
+        order: dict[str, Any] = {}
         if not shuffle:
             dataset = dataset.add_column(ROW_KEY, np.arange(len(dataset)))
+            dataset = dataset.select(by_length(sequence_lengths(dataset)))
+        elif self.group_by_length:
+            lengths = sequence_lengths(dataset)
+            order["sampler"] = LengthGroupedSampler(lengths, self.batch_size, self.seed)
+        else:
+            order = {"shuffle": True, "generator": torch.Generator().manual_seed(self.seed)}
         return DataLoader(
             dataset,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            **order,
             collate_fn=self.collator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
     def group_info(self, split: str) -> dict[str, np.ndarray]:
-        """Per-example group ids in loader order, for `spec.compute_metrics` (MultiRC's EM),
+        """Per-example group ids in split (row) order, for `spec.compute_metrics` (MultiRC's EM),
         and a ranking task's candidate texts and gold answers (ReCoRD), as object arrays."""
         if split not in self.datasets:
             self.load_splits([split])

@@ -33,12 +33,12 @@ from scipy import stats
 
 from adapterdrop.data import get_task_spec
 from adapterdrop.reporting.baselines import subset_size
-from adapterdrop.reporting.tables import load_ok_results, write_table
+from adapterdrop.reporting.tables import load_ok_results, train_batches, write_table
 
 #: Result experiment name (``experiment_name`` of ``conf/experiment/fig2_*.yaml``) -> curve.
 VARIANTS = {"fig2_standard": "standard", "fig2_robust": "robust", "fig2_specialized": "specialized"}
 #: What one curve is: runs that agree on these are seeds of one setting.
-CURVE = ["model", "task", "limit_examples", "precision", "metric"]
+CURVE = ["model", "task", "limit_examples", "precision", "batches", "metric"]
 KEYS = [*CURVE, "dropped_layers"]
 #: Fig. 2's comparisons: (name, variant, minus variant).
 CONTRASTS = (
@@ -80,6 +80,7 @@ def fig2_scores(runs: pd.DataFrame) -> pd.DataFrame:
             "task": task,
             "limit_examples": subset_size(run),
             "precision": str(run["config.trainer.precision"]),
+            "batches": train_batches(run),
             "seed": int(run["config.seed"]),
             "path": run["path"],
         }
@@ -174,7 +175,7 @@ def fig2_tables(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
         for column in [*variants, *stds]:
             relative[column] = table[column].to_numpy() / reference.to_numpy()
         main = relative["metric"] == relative["task"].map(lambda t: get_task_spec(t).main_metric)
-        by = relative[main].groupby(["model", "precision", "dropped_layers"])
+        by = relative[main].groupby(["model", "precision", "batches", "dropped_layers"])
         mean = by[variants].mean().join(by[stds].agg(_spread_of_mean)).reset_index()
         relative = pd.concat([relative, mean.assign(task="mean", metric="")], ignore_index=True)
         relative = relative[[*KEYS, *variants, *stds]]

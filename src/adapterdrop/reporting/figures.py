@@ -43,7 +43,7 @@ PAPER_FIG2_RELATIVE = {"specialized": {5: 0.971}, "robust": {5: 0.954}}
 PAPER_FIG2_LAYERS = 12
 FIG2_VARIANTS = {"standard": ":", "robust": "-", "specialized": "--"}
 #: The columns of ``fig2.csv`` that tell one curve from another (older tables lack some).
-FIG2_CURVE = ("model", "task", "limit_examples", "precision", "metric")
+FIG2_CURVE = ("model", "task", "limit_examples", "precision", "batches", "metric")
 METRIC_LABELS = {
     "accuracy": "accuracy (fraction correct)",
     "f1": "F1 of the positive class (0-1)",
@@ -238,6 +238,15 @@ def _spread(offset: int, count: int, step: float = 0.05) -> float:
 
 
 CI_NOTE = "error bars: 95 % bootstrap confidence intervals"
+
+
+def _settings(frame: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
+    """Each row's setting as " (value, ...)" over those of `keys` that vary in the frame
+    ("" where none does), so that a legend tells the settings' points apart."""
+    varying = [key for key in keys if key in frame and frame[key].astype(str).nunique() > 1]
+    if not varying:
+        return pd.Series("", index=frame.index, dtype=object)
+    return frame[varying].astype(str).agg(", ".join, axis=1).map(" ({})".format)
 
 
 def _new_figure(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
@@ -835,7 +844,7 @@ def fig2_figure(
             ylabel=METRIC_LABELS.get(setting["metric"], setting["metric"]),
         )
         _legend(ax)
-    for ax, ((model, precision), mean) in zip(flat[len(groups) :], means, strict=False):
+    for ax, (setting, mean) in zip(flat[len(groups) :], means, strict=False):
         mean = mean.sort_values("dropped_layers")
         layers = int(mean["dropped_layers"].max()) + 1 if not mean.empty else PAPER_FIG2_LAYERS
         for k, (variant, style) in enumerate(FIG2_VARIANTS.items()):
@@ -856,7 +865,7 @@ def fig2_figure(
             _note(ax, "bands: +/- 1 std of a mean over tasks of one run each")
         _note(ax, f"paper drawn at the same share of depth (x {layers}/{PAPER_FIG2_LAYERS})")
         ax.set(
-            title=f"Mean over tasks ({model}, {precision})",
+            title=f"Mean over tasks ({', '.join(map(str, setting))})",
             xlabel=f"dropped lower layers n (count, of {layers})",
             ylabel="score, % of the standard adapter at n = 0",
         )
@@ -866,11 +875,13 @@ def fig2_figure(
     return fig
 
 
-def _fig2_means(relative: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
-    """The ``mean`` rows of ``fig2_relative``, one curve set per (model, precision): runs in
-    bf16 and in fp32 are different settings, and one line through both would zigzag."""
+def _fig2_means(relative: pd.DataFrame) -> list[tuple[tuple[str, ...], pd.DataFrame]]:
+    """The ``mean`` rows of ``fig2_relative``, one curve set per (model, precision, training
+    batches): runs in bf16 and in fp32 are different settings, and one line through both
+    would zigzag."""
     mean = relative[relative["task"] == "mean"]
-    return list(mean.groupby(["model", "precision"], sort=True))
+    keys = [key for key in ("model", "precision", "batches") if key in mean]
+    return list(mean.groupby(keys, sort=True))
 
 
 def _band_line(
@@ -908,6 +919,8 @@ def _fig2_title(setting: Mapping[str, object], layers: int) -> str:
     precision = setting.get("precision")
     if precision is not None and pd.notna(precision):
         details.append(f"{precision} precision")
+    if setting.get("batches") == "by length":
+        details.append("batches by length")
     return "\n".join([title, ", ".join(details)]) if details else title
 
 
@@ -938,12 +951,12 @@ def _baseline(ax: Axes, baselines: pd.DataFrame | None, task: str, metric: str) 
 # --------------------------------------------------------------------------------------------
 
 #: Columns of ``sharing.csv`` around its task columns.
-SHARING_ROW_KEYS = ("source", "model", "precision", "adapter", "reduction_factor")
+SHARING_ROW_KEYS = ("source", "model", "precision", "batches", "adapter", "reduction_factor")
 SHARING_TAIL = ("average", "trainable_params", "adapter_weights", "runs", "note")
 
 
-def _sharing_label(row: pd.Series) -> str:
-    return f"{row['adapter']}, rf {float(row['reduction_factor']):.3g}"
+def _sharing_label(row: pd.Series, setting: str = "") -> str:
+    return f"{row['adapter']}, rf {float(row['reduction_factor']):.3g}{setting}"
 
 
 def sharing_figure(table: pd.DataFrame) -> Figure:
@@ -953,17 +966,18 @@ def sharing_figure(table: pd.DataFrame) -> Figure:
     columns = [c for c in table.columns if c not in SHARING_ROW_KEYS + SHARING_TAIL]
     groups = [*columns, "average"]
     ours = table[table["source"] == "ours"]
+    settings = _settings(ours, ("model", "precision", "batches"))
     paper = table[table["source"] == "paper"]
     baseline = table[table["source"].str.startswith("majority")]
     fig, axes = _new_figure(1, 1, max(7.5, 1.9 * len(groups)), 4.2)
     ax = axes[0, 0]
     width = 0.8 / max(len(ours), 1)
     x = np.arange(len(groups), dtype=float)
-    for k, (_, row) in enumerate(ours.iterrows()):
+    for k, (index, row) in enumerate(ours.iterrows()):
         offset = (k - (len(ours) - 1) / 2) * width
         params = row["trainable_params"]
         size = f", {int(params):,} trainable" if pd.notna(params) else ""
-        label = _sharing_label(row)
+        label = _sharing_label(row, settings[index])
         ax.bar(x + offset, row[groups].to_numpy(float), width, color=f"C{k}", label=label + size)
         match = paper[(paper["adapter"] == row["adapter"])]
         match = match[np.isclose(match["reduction_factor"], float(row["reduction_factor"]))]
@@ -1008,11 +1022,18 @@ def methods_figure(summary: pd.DataFrame) -> Figure:
     """The frontier from ``methods_summary.csv``: each method's average dev score (x 100, over
     the table's tasks) against its trainable parameters (log scale), its train step time and its
     dev batch time (inference), both relative to full fine-tuning; the majority class's average
-    as a grey line. Runs of another length (``epochs``) get their own marker and ``(N ep.)`` in
-    their label."""
+    as a grey line. Each setting (precision, training batches, epochs) gets its own marker and,
+    where the summary holds several, its values in the labels."""
     ours = summary[summary["source"] == "ours"]
     colours = {method: f"C{k % 10}" for k, method in enumerate(dict.fromkeys(ours["method"]))}
-    lengths = sorted({int(e) for e in ours["epochs"]}) if "epochs" in ours else [None]
+    setting = (
+        ours.assign(epochs=ours["epochs"].map(lambda e: f"{int(e)} ep."))
+        if ("epochs" in ours)
+        else ours
+    )
+    settings = _settings(setting, ("precision", "batches", "epochs"))
+    markers = {value: MACHINE_MARKERS[k % len(MACHINE_MARKERS)]
+               for k, value in enumerate(dict.fromkeys(settings))}  # fmt: skip
     baseline = summary[summary["source"].astype(str).str.startswith("majority")]
     fig, axes = _new_figure(1, 3, 6.5, 5.0)
     relative = "{} / full fine-tuning's\n(geometric mean over tasks)"
@@ -1022,10 +1043,8 @@ def methods_figure(summary: pd.DataFrame) -> Figure:
         ("eval_step_vs_full", relative.format("dev batch time (inference)"), False),
     )
     for ax, (column, xlabel, log) in zip(axes[0], panels, strict=True):
-        for _, row in ours.iterrows():
-            length = int(row["epochs"]) if "epochs" in row else None
-            label = row["method"] if len(lengths) == 1 else f"{row['method']} ({length} ep.)"
-            marker = MACHINE_MARKERS[lengths.index(length) % len(MACHINE_MARKERS)]
+        for index, row in ours.iterrows():
+            label, marker = row["method"] + settings[index], markers[settings[index]]
             ax.plot(row[column], row["average"], marker, color=colours[row["method"]], label=label)
             ax.annotate(label, (row[column], row["average"]), fontsize="x-small",
                         xytext=(4, 3), textcoords="offset points")  # fmt: skip
@@ -1058,8 +1077,12 @@ def fusion_figure(pruning: pd.DataFrame, dropping: pd.DataFrame | None = None) -
     speed_ax = (
         prune_ax.twinx() if speed_columns and pruning[speed_columns].notna().any().any() else None
     )
-    for k, ((model, task, metric), rows) in enumerate(pruning.groupby(["model", "task", "metric"])):
-        label = f"{task} ({model})"
+    curve = [key for key in ("model", "precision", "batches", "task", "metric") if key in pruning]
+    for k, (values, rows) in enumerate(pruning.groupby(curve)):
+        found = dict(zip(curve, values, strict=True))
+        model, task = found["model"], found["task"]
+        setting = [str(found[key]) for key in ("precision", "batches") if key in found]
+        label = f"{task} ({', '.join([model, *setting])})"
         prune_ax.plot(rows["k"], rows["score"], "o-", color=f"C{k}", label=label)
         if "majority" in rows and rows["majority"].notna().any():
             prune_ax.axhline(rows["majority"].iloc[0], color=f"C{k}", linestyle="-.", alpha=0.5)
@@ -1074,8 +1097,8 @@ def fusion_figure(pruning: pd.DataFrame, dropping: pd.DataFrame | None = None) -
                 speed_ax.plot(rows["k"], rows[column], marker + ":", color=IDEAL_COLOR,
                               label=f"speed-up, {machine}")  # fmt: skip
         if dropping is not None:
-            drop = dropping[(dropping["task"] == task) & (dropping["model"] == model)]
-            drop = drop[drop["metric"] == metric]
+            same = [key for key in curve if key in dropping]
+            drop = dropping[(dropping[same] == pd.Series(found)[same]).all(axis=1)]
             drop_ax.plot(drop["dropped_layers"], drop["score"], "o-", color=f"C{k}", label=label)
             if "majority" in drop and drop["majority"].notna().any():
                 drop_ax.axhline(drop["majority"].iloc[0], color=f"C{k}", linestyle="-.", alpha=0.5)

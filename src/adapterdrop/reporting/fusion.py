@@ -26,11 +26,11 @@ import pandas as pd
 
 from adapterdrop.data import get_task_spec
 from adapterdrop.reporting.baselines import majority_baselines
-from adapterdrop.reporting.tables import load_experiment_runs, write_table
+from adapterdrop.reporting.tables import load_experiment_runs, train_batches, write_table
 
 EXPERIMENT = "fusion"
 SPEED_TABLE = "table3_pruning.csv"
-KEYS = ["model", "task", "metric"]
+KEYS = ["model", "precision", "batches", "task", "metric"]
 ACTIVATION = "metrics.fusion/activation/"
 RANK = "metrics.fusion/rank/"
 
@@ -61,7 +61,13 @@ def fusion_scores(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     pruning, dropping, activations = [], [], []
     for _, run in runs.iterrows():
         spec = get_task_spec(run["config.data.task"])
-        base = {"model": run["config.model.name"], "task": spec.key, "run": run["point_id"]}
+        base = {
+            "model": run["config.model.name"],
+            "precision": str(run["config.trainer.precision"]),
+            "batches": train_batches(run),
+            "task": spec.key,
+            "run": run["point_id"],
+        }
         ranks = _ranks(run)
         ranking = sorted(ranks, key=ranks.__getitem__)
         for metric in spec.metrics:
@@ -136,11 +142,11 @@ def drop_table(dropping: pd.DataFrame) -> pd.DataFrame:
 
 def activation_table(activations: pd.DataFrame) -> pd.DataFrame:
     """Mean fusion weight and rank of each fused adapter per (model, task)."""
-    grouped = activations.groupby(["model", "task", "adapter"])
+    grouped = activations.groupby(["model", "precision", "batches", "task", "adapter"])
     table = grouped.agg(
         activation=("activation", "mean"), rank=("rank", "mean"), runs=("run", "nunique")
     ).reset_index()
-    return table.sort_values(["model", "task", "rank"], ignore_index=True)
+    return table.sort_values(["model", "precision", "batches", "task", "rank"], ignore_index=True)
 
 
 def with_baseline(table: pd.DataFrame, data_dir: Path | str | None = None) -> pd.DataFrame:

@@ -44,11 +44,11 @@ from adapterdrop.reporting.baselines import (
     subset_size,
     task_column,
 )
-from adapterdrop.reporting.tables import load_experiment_runs, write_table
+from adapterdrop.reporting.tables import load_experiment_runs, train_batches, write_table
 
 EXPERIMENT = "methods"
 #: What a grid is run under: its methods are compared within one setting only.
-SETTING = ["model", "precision", "epochs"]
+SETTING = ["model", "precision", "batches", "epochs"]
 ROW_KEYS = [*SETTING, "method"]
 #: Result metric -> column (seconds).
 COSTS = {
@@ -94,6 +94,7 @@ def methods_scores(runs: pd.DataFrame) -> pd.DataFrame:
             row = {
                 "model": run["config.model.name"],
                 "precision": str(run["config.trainer.precision"]),
+                "batches": train_batches(run),
                 "epochs": _epochs(run),
                 "method": label,
                 "column": task_column(task, limit),

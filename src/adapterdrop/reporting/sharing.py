@@ -24,7 +24,7 @@ from adapterdrop.reporting.baselines import (
     majority_baselines,
     task_column,
 )
-from adapterdrop.reporting.tables import load_experiment_runs, write_table
+from adapterdrop.reporting.tables import load_experiment_runs, train_batches, write_table
 
 EXPERIMENT = "sharing"
 #: The appendix's rows: score per GLUE task (dev, x 100), the 8-task average, adapter weights.
@@ -51,7 +51,7 @@ PAPER_SHARING: dict[tuple[str, float], dict[str, float]] = {
     },
 }  # fmt: skip
 PAPER_MODEL = "roberta-base"
-ROW_KEYS = ["source", "model", "precision", "adapter", "reduction_factor"]
+ROW_KEYS = ["source", "model", "precision", "batches", "adapter", "reduction_factor"]
 
 
 def sharing_scores(runs: pd.DataFrame) -> pd.DataFrame:
@@ -66,6 +66,7 @@ def sharing_scores(runs: pd.DataFrame) -> pd.DataFrame:
                 "source": "ours",
                 "model": run["config.model.name"],
                 "precision": str(run["config.trainer.precision"]),
+                "batches": train_batches(run),
                 "adapter": "shared" if shared else "standard",
                 "reduction_factor": float(run["config.method.reduction_factor"]),
                 "column": task_column(task, limit),
@@ -100,7 +101,7 @@ def sharing_table(scores: pd.DataFrame, baselines: pd.DataFrame | None = None) -
     ours = ours.reset_index()
     shared_last = ours["adapter"].eq("shared").rename("shared_last")
     ours = ours.join(shared_last).sort_values(
-        ["model", "precision", "shared_last", "reduction_factor"]
+        ["model", "precision", "batches", "shared_last", "reduction_factor"]
     )
     ours = ours.drop(columns="shared_last")
     tasks = {column: scores.loc[scores["column"] == column, "task"].iloc[0] for column in columns}

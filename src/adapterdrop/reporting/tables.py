@@ -49,6 +49,14 @@ def load_ok_results(
     return ok
 
 
+def train_batches(run: pd.Series) -> str:
+    """How a training run's batches were drawn: "by length" (``data.group_by_length``) or
+    "random" (plain shuffling; results made before the option existed have no such key).
+    The two are different settings, so a table keeps their runs apart."""
+    grouped = run.get("config.data.group_by_length")
+    return "by length" if isinstance(grouped, bool | int) and grouped else "random"
+
+
 def load_experiment_runs(results_root: Path | str, experiment: str, target: str) -> pd.DataFrame:
     """The successful results of one training experiment; none is an error naming the make
     ``target`` that trains them."""
