@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import adapterdrop  # noqa: F401  (registers the ${adapterdrop.*} resolvers that conf/ uses)
+from adapterdrop.data import ROW_KEY
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -29,6 +32,14 @@ def method_cfg(preset: str, **options) -> dict:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         method = OmegaConf.to_container(compose("train", [f"method={preset}"]).method)
     return {**method, **options}
+
+
+def labels_in_split_order(loader: Iterable[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """An evaluation loader's labels in split order: the loaders batch by length, and their
+    rows (``ROW_KEY``) put the labels back in order, as ``EvalBuffer.gather`` does."""
+    batches = list(loader)
+    rows = torch.cat([batch[ROW_KEY] for batch in batches])
+    return torch.cat([batch["labels"] for batch in batches])[rows.argsort()]
 
 
 @pytest.fixture(scope="session")

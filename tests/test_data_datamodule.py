@@ -14,6 +14,7 @@ from transformers import AutoTokenizer
 from adapterdrop.data import CACHE_DIR_ENV, TASKS, DataError, Example, PadCollator, TaskDataModule
 from adapterdrop.data import datamodule as datamodule_module
 from adapterdrop.data.datamodule import subsample
+from conftest import labels_in_split_order
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 N_LABELLED, N_TEST = 5, 3
@@ -146,7 +147,7 @@ def test_multirc_group_info_feeds_exact_match(tokenizer, tmp_path):
     groups = dm.group_info("validation")
     assert groups["paragraph_ids"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
     assert groups["question_ids"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
-    labels = torch.cat([batch["labels"] for batch in dm.val_dataloader()])
+    labels = labels_in_split_order(dm.val_dataloader())
     result = dm.spec.compute_metrics(labels, labels, **groups)
     assert result == {"f1a": 1.0, "em": 1.0}
 
