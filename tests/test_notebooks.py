@@ -259,9 +259,10 @@ def test_fig2_figure_draws_baselines_and_the_paper(results_root):
     fig = figures.fig2_figure(table, relative, baselines)
     assert_readable(fig)
     panels = [ax for ax in fig.axes if ax.axison]
-    curves = table.groupby(["model", "task", "limit_examples", "precision", "metric"], dropna=False)
-    means = relative[relative["task"] == "mean"].groupby(["model", "precision"])
-    assert len(panels) == curves.ngroups + means.ngroups  # a mean panel per precision
+    setting = ["model", "precision", "batches"]
+    curves = table.groupby([*setting, "task", "limit_examples", "metric"], dropna=False)
+    means = relative[relative["task"] == "mean"].groupby(setting)
+    assert len(panels) == curves.ngroups + means.ngroups  # a mean panel per setting
     mrpc = [ax for ax in panels if ax.get_ylabel().startswith("accuracy")][0]
     assert "majority class (dev): 0.684" in _labels(mrpc)
     assert {"standard", "robust", "specialized"} <= set(_labels(mrpc))

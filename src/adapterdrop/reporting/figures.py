@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -910,7 +911,8 @@ def _runs_note(runs: set[int]) -> str:
 
 
 def _fig2_title(setting: Mapping[str, object], layers: int) -> str:
-    """Task and model; below, the training subset and precision where the table gives them."""
+    """Task and model; below, the training subset and precision where the table gives them,
+    wrapped to the panel's width."""
     title = f"{setting['task']} ({setting['model']}, {layers} layers)"
     details = []
     limit = setting.get("limit_examples")
@@ -921,7 +923,7 @@ def _fig2_title(setting: Mapping[str, object], layers: int) -> str:
         details.append(f"{precision} precision")
     if setting.get("batches") == "by length":
         details.append("batches by length")
-    return "\n".join([title, ", ".join(details)]) if details else title
+    return "\n".join([title, *textwrap.wrap(", ".join(details), width=40)])
 
 
 def _baseline(ax: Axes, baselines: pd.DataFrame | None, task: str, metric: str) -> None:
