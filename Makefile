@@ -30,8 +30,8 @@ SMOKE_ARGS ?=
 # 6 layers), 3 epochs per run, per task and seed 7 training runs (standard, robust, specialized
 # at n = 1..5; its n = 0 is the standard run's training). Default: seeded 1000-example subsets
 # of STS-B and SST-2 (task:examples sets data.limit_examples for every split; SST-2's
-# 872-example dev split stays whole), 3 seeds: 42 runs, sized for a 2-core AVX2 CPU in fp32
-# (see README for the measured time). The whole
+# 872-example dev split stays whole), 3 seeds: 42 runs; 13 min on a 2-core Xeon with AMX in
+# bf16 (see README). The whole
 # splits: FIG2_TASKS="glue/stsb glue/sst2"; more tasks: FIG2_TASKS="glue/stsb glue/mrpc";
 # fewer seeds: FIG2_SEEDS=42. The specialized sweep covers every layer of the model but the first. The
 # paper's setting, online on a GPU box: make reproduce-fig2 \
@@ -103,9 +103,10 @@ reproduce-fig2: install ## Fig. 2: score vs dropped layers, standard/robust/spec
 # Cross-layer sharing (the paper's appendix) on this CPU, as conf/experiment/sharing.yaml sets
 # it: MiniLM-L6, 3 epochs, one seed; per task a standard adapter and one shared across layers at
 # rf 4/3, 4 and 16: 12 training runs on seeded subsets (task:examples sets data.limit_examples
-# for every split; the dev splits, 1500/872/408 examples, stay whole). Measured once on 2 AVX2
-# cores in fp32: about 2 h 20 min while other jobs shared the cores (about 5 min per MRPC run
-# with the machine to itself). The paper's setting: see the file's comment (SHARING_ARGS).
+# for every split; the dev splits, 1500/872/408 examples, stay whole). 9 min on a 2-core Xeon
+# with AMX in bf16; on 2 AVX2 cores in fp32, with random batches, about 2 h 20 min while other
+# jobs shared the cores (about 5 min per MRPC run with the machine to itself). The paper's
+# setting: see the file's comment (SHARING_ARGS).
 SHARING_TASKS ?= glue/stsb:1500 glue/sst2:3000 glue/mrpc:1500
 SHARING_ARGS ?=
 reproduce-sharing: install ## Appendix: one adapter shared across layers (rf 1.33/4/16) vs standard (trains)
@@ -120,10 +121,10 @@ reproduce-sharing: install ## Appendix: one adapter shared across layers (rf 1.3
 
 # AdapterFusion on this CPU, as conf/experiment/fusion.yaml sets it: 8 single-task adapters
 # (trained once, reused), a fusion per target task (SST-2, STS-B), pruned to k = 1..8 and with
-# fusion layers dropped, scored without retraining. Measured on one thread of 2 shared AVX2
-# cores in fp32: the adapters with RTE and CoLA fusions 95 min, then the SST-2 and STS-B
-# fusions reusing them 21 min. The paper's targets RTE
-# and CoLA stay at their majority class on MiniLM-L6: FUSION_TASKS=glue/rte,glue/cola.
+# fusion layers dropped, scored without retraining. 6 min on a 2-core Xeon with AMX in bf16;
+# on one thread of 2 shared AVX2 cores in fp32, with random batches: the adapters with RTE and
+# CoLA fusions 95 min, then the SST-2 and STS-B fusions reusing them 21 min. The paper's
+# targets RTE and CoLA stay at their majority class on MiniLM-L6: FUSION_TASKS=glue/rte,glue/cola.
 # The paper's setting: see the file's comment (FUSION_ARGS).
 FUSION_TASKS ?= glue/sst2,glue/stsb
 FUSION_ARGS ?=
