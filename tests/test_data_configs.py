@@ -70,3 +70,16 @@ def test_config_instantiates_the_datamodule(tmp_path, monkeypatch):
     dm = instantiate(data, tokenizer=tokenizer)
     assert isinstance(dm, TaskDataModule)
     assert dm.spec.key == "superglue/copa" and dm.data_dir == tmp_path
+
+
+def test_the_multitask_config_gives_each_task_its_own_loader_settings():
+    """data=multitask shares one set of loader settings, so what a task's own config sets
+    (MultiRC's 256 tokens) must come back through task_overrides, alike."""
+    multitask = yaml.safe_load((CONF / "data" / "multitask.yaml").read_text())
+    own = {}
+    for path in sorted((CONF / "data").glob("*glue/*.yaml")):
+        entry = yaml.safe_load(path.read_text())
+        settings = {k: v for k, v in entry.items() if k not in ("defaults", "task")}
+        if settings:
+            own[entry["task"]] = settings
+    assert own and multitask["task_overrides"] == own

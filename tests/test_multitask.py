@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from adapterdrop.artefacts import BACKBONE_FILE
 from adapterdrop.cli.eval import evaluate
@@ -107,6 +111,70 @@ def test_a_training_batch_holds_one_batch_of_every_task(tmp_path):
     assert [len(loader.dataset) for loader in data.val_dataloader()] == [24, 24]
 
 
+def two_task_data(tmp_path, **settings) -> MultiTaskDataModule:
+    tokenizer = load_backbone(dict(compose_train("model=tiny").model), seed=0).tokenizer
+    data = MultiTaskDataModule(
+        ["glue/rte", "glue/stsb"],
+        tokenizer,
+        data_dir=DATA_DIR,
+        cache_dir=tmp_path,
+        limit_examples=24,
+        batch_size=8,
+        **settings,
+    )
+    data.setup("fit")
+    return data
+
+
+@NEEDS_RTE
+def test_a_regression_loss_is_measured_in_its_labels_variance_from_a_head_at_their_mean(
+    tmp_path,
+):
+    """Balanced, STS-B's MSE is divided by the variance of its training labels and its head
+    starts at their mean; RTE's cross-entropy is left as it is."""
+    data = two_task_data(tmp_path)
+    labels = np.asarray(data.modules["glue/stsb"].datasets["train"]["labels"], dtype=np.float64)
+    mean, variance = data.label_scales()["glue/stsb"]
+    assert set(data.label_scales()) == {"glue/stsb"}
+    assert (mean, variance) == pytest.approx((labels.mean(), labels.var()))
+    cfg = compose_train("model=tiny", "method=full")
+    module = multitask_file.MultiTaskModule(dict(cfg.model), dict(cfg.method), data.tasks)
+    module.trainer = SimpleNamespace(datamodule=data)
+    module.setup("fit")
+    assert module.model.heads["glue/stsb"].out.bias.detach().tolist() == pytest.approx([mean])
+    module.eval()  # no dropout: the two forward passes below agree
+    batch = next(iter(data.train_dataloader()))[0]
+    with torch.no_grad():
+        losses = {task: loss.item() for task, loss in module.task_losses(batch).items()}
+    stsb, rte = batch["glue/stsb"], batch["glue/rte"]
+    with torch.no_grad():
+        mse = F.mse_loss(module(stsb, "glue/stsb").view(-1), stsb["labels"]).item()
+        ce = F.cross_entropy(module(rte, "glue/rte"), rte["labels"]).item()
+    assert losses["glue/stsb"] == pytest.approx(mse / variance, rel=1e-6)
+    assert losses["glue/rte"] == pytest.approx(ce, rel=1e-6)
+
+
+@NEEDS_RTE
+def test_no_balance_and_a_lone_task_leave_the_losses_as_the_single_task_run_has_them(tmp_path):
+    assert two_task_data(tmp_path, loss_balance="none").label_scales() == {}
+    tokenizer = load_backbone(dict(compose_train("model=tiny").model), seed=0).tokenizer
+    alone = MultiTaskDataModule(["glue/stsb"], tokenizer, data_dir=DATA_DIR, cache_dir=tmp_path)
+    alone.setup("fit")
+    assert alone.label_scales() == {}
+
+
+def test_task_overrides_reach_only_their_task(tmp_path):
+    tokenizer = load_backbone(dict(compose_train("model=tiny").model), seed=0).tokenizer
+    data = MultiTaskDataModule(
+        ["glue/rte", "superglue/multirc"],
+        tokenizer,
+        max_length=128,
+        task_overrides={"superglue/multirc": {"max_length": 256}, "superglue/boolq": {}},
+    )
+    assert data.modules["superglue/multirc"].max_length == 256
+    assert data.modules["glue/rte"].max_length == 128
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -118,6 +186,9 @@ def test_a_training_batch_holds_one_batch_of_every_task(tmp_path):
         (["data.tasks=[]"], "name the tasks"),
         (["data.tasks=[glue/rte,glue/rte]"], "more than once"),
         (["data.tasks=[glue/rte,glue/nope]"], "Valid tasks"),
+        (["data.loss_balance=equal"], r"'equal' is not one of \['label_variance', 'none'\]"),
+        (["++data.task_overrides={glue/rte: {max_lenght: 64}}"], r"\['max_lenght'\] are no loader"),
+        (["data.task_overrides=256"], "give loader settings per task"),
     ],
 )
 def test_what_a_multitask_run_cannot_do_fails_before_any_model(

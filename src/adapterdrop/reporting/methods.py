@@ -24,7 +24,8 @@ A method appears under its preset's name and, where runs of one method differ in
 
 A multi-task run (``data=multitask``: one model, a head per task; with ``method=full`` the
 multi-task full fine-tuning Mundra et al. compare against) gives a row per task under its
-method's label plus ``multi-task``. One of its steps trains a batch of every one of its K
+method's label plus ``multi-task`` (and its ``data.loss_balance`` where the multi-task runs
+differ in it). One of its steps trains a batch of every one of its K
 tasks, and it reaches its best average score once for all K, so its step time and time to
 best are divided by K: the cost per task, comparable to a single-task run's.
 """
@@ -79,6 +80,17 @@ def method_labels(runs: pd.DataFrame) -> pd.Series:
     return labels
 
 
+def loss_balances(runs: pd.DataFrame) -> pd.Series:
+    """Each multi-task run's ``data.loss_balance`` where the multi-task runs differ in it
+    (runs made before the option balanced nothing: ``none``), else empty: the label suffix."""
+    balance = runs.get("config.data.loss_balance", pd.Series(None, index=runs.index))
+    balance = balance.where(balance.notna(), "none").astype(str)
+    multitask = runs["config.data.tasks"].map(lambda tasks: isinstance(tasks, list))
+    if balance[multitask].nunique() < 2:
+        return pd.Series("", index=runs.index)
+    return " loss_balance=" + balance
+
+
 def _plain(value: object) -> object:
     """``3`` for a whole float (pandas makes a column with gaps float), else the value."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
@@ -87,10 +99,13 @@ def _plain(value: object) -> object:
 def methods_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run: method label, task column, seed, main score x 100, size and costs."""
     labels = method_labels(runs)
+    balances = loss_balances(runs) if "config.data.tasks" in runs else None
     rows = []
     for index, run in runs.iterrows():
         for task, limit, score, share in task_scores(run):
-            label = labels[index] if share == 1 else f"{labels[index]} {MULTITASK}"
+            label = labels[index]
+            if share > 1:
+                label = f"{label} {MULTITASK}{balances[index]}"
             row = {
                 "model": run["config.model.name"],
                 "precision": str(run["config.trainer.precision"]),

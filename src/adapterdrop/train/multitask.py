@@ -6,7 +6,9 @@ found no dearer to train than one adapter per task. With an adapter method each 
 its own modules on the shared frozen backbone, in one step.
 
 A training step takes one batch of every task (:class:`adapterdrop.data.MultiTaskDataModule`)
-and minimises the mean of the tasks' losses. Validation scores each task on its own dev split
+and minimises the mean of the tasks' losses, each regression loss divided by its training
+labels' variance, from a head that starts at their mean, as the datamodule's
+``loss_balance`` says (``label_scales``). Validation scores each task on its own dev split
 (``val/<task>/<metric>``) and logs ``val/average``, the mean of the tasks' main metrics, which
 the run monitors (its time to the best score). Each task is saved as its own artefact
 (:meth:`MultiTaskModule.artefact_folders`). AdapterDrop and fusion are single-task regimes and
@@ -77,6 +79,19 @@ class MultiTaskModule(pl.LightningModule):
         self.model.train()  # dropout on, as in the single-task module
         self.strict_loading = False
         self._scored = {task: EvalBuffer() for task in self.tasks}
+        self.loss_scales = {task: 1.0 for task in self.tasks}
+
+    def setup(self, stage: str) -> None:
+        """Put the tasks' losses on one scale (the datamodule's ``label_scales``): a regression
+        head starts at its labels' mean and its loss is divided by their variance. A resumed
+        run then loads the trained head over the starting bias."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if stage != "fit" or not hasattr(datamodule, "label_scales"):
+            return
+        for task, (mean, variance) in datamodule.label_scales().items():
+            with torch.no_grad():
+                self.model.heads[task].out.bias.fill_(mean)
+            self.loss_scales[task] = variance
 
     def artefact_folders(self, folder: Path) -> dict[str, Path]:
         """Where each task is saved (``adapterdrop.artefacts``): a sub-folder per task
@@ -97,10 +112,7 @@ class MultiTaskModule(pl.LightningModule):
     def training_step(
         self, batch: Mapping[str, Mapping[str, torch.Tensor]], batch_idx: int
     ) -> torch.Tensor:
-        losses = {
-            task: task_loss(self.specs[task], self(part, task), part["labels"])
-            for task, part in batch.items()
-        }
+        losses = self.task_losses(batch)
         loss = torch.stack(list(losses.values())).mean()
         size = sum(part["input_ids"].shape[0] for part in batch.values())
         self.log("train/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
@@ -108,6 +120,16 @@ class MultiTaskModule(pl.LightningModule):
             rows = batch[task]["input_ids"].shape[0]
             self.log(f"train/{task}/loss", value, batch_size=rows, sync_dist=True)
         return loss
+
+    def task_losses(
+        self, batch: Mapping[str, Mapping[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
+        """Each task's training loss on its part of the batch, on the run's one scale."""
+        return {
+            task: task_loss(self.specs[task], self(part, task), part["labels"])
+            / self.loss_scales[task]
+            for task, part in batch.items()
+        }
 
     # ----------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self) -> None:
