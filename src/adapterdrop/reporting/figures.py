@@ -1024,8 +1024,8 @@ def methods_figure(summary: pd.DataFrame) -> Figure:
     """The frontier from ``methods_summary.csv``: each method's average dev score (x 100, over
     the table's tasks) against its trainable parameters (log scale), its train step time and its
     dev batch time (inference), both relative to full fine-tuning; the majority class's average
-    as a grey line. Each setting (precision, training batches, epochs) gets its own marker and,
-    where the summary holds several, its values in the labels."""
+    as a grey line. A row of panels per setting (precision, training batches, epochs) where the
+    summary holds several, so each panel names its few methods; a method keeps its colour."""
     ours = summary[summary["source"] == "ours"]
     colours = {method: f"C{k % 10}" for k, method in enumerate(dict.fromkeys(ours["method"]))}
     setting = (
@@ -1034,31 +1034,32 @@ def methods_figure(summary: pd.DataFrame) -> Figure:
         else ours
     )
     settings = _settings(setting, ("precision", "batches", "epochs"))
-    markers = {value: MACHINE_MARKERS[k % len(MACHINE_MARKERS)]
-               for k, value in enumerate(dict.fromkeys(settings))}  # fmt: skip
     baseline = summary[summary["source"].astype(str).str.startswith("majority")]
-    fig, axes = _new_figure(1, 3, 6.5, 5.0)
+    groups = list(dict.fromkeys(settings))
+    fig, axes = _new_figure(len(groups), 3, 6.5, 4.5)
     relative = "{} / full fine-tuning's\n(geometric mean over tasks)"
     panels = (
         ("trainable_params", "trainable parameters (encoder, head left out; log scale)", True),
         ("step_vs_full", relative.format("train step time"), False),
         ("eval_step_vs_full", relative.format("dev batch time (inference)"), False),
     )
-    for ax, (column, xlabel, log) in zip(axes[0], panels, strict=True):
-        for index, row in ours.iterrows():
-            label, marker = row["method"] + settings[index], markers[settings[index]]
-            ax.plot(row[column], row["average"], marker, color=colours[row["method"]], label=label)
-            ax.annotate(label, (row[column], row["average"]), fontsize="x-small",
-                        xytext=(4, 3), textcoords="offset points")  # fmt: skip
-        if not baseline.empty and pd.notna(baseline["average"].iloc[0]):
-            ax.axhline(baseline["average"].iloc[0], color=BASELINE_COLOR, linestyle="-.",
-                       label="majority class (dev)")  # fmt: skip
-        if log:
-            ax.set_xscale("log")
-        ax.set(xlabel=xlabel, ylabel="average dev score x 100")
+    for row_axes, group in zip(axes, groups, strict=True):
+        runs = ours[settings == group]
+        for ax, (column, xlabel, log) in zip(row_axes, panels, strict=True):
+            for _, row in runs.iterrows():
+                method, colour = row["method"], colours[row["method"]]
+                ax.plot(row[column], row["average"], "o", color=colour, label=method)
+                ax.annotate(method, (row[column], row["average"]), fontsize="x-small",
+                            xytext=(4, 3), textcoords="offset points")  # fmt: skip
+            if not baseline.empty and pd.notna(baseline["average"].iloc[0]):
+                ax.axhline(baseline["average"].iloc[0], color=BASELINE_COLOR, linestyle="-.",
+                           label="majority class (dev)")  # fmt: skip
+            if log:
+                ax.set_xscale("log")
+            ax.set(xlabel=xlabel, ylabel="average dev score x 100", title=group.strip(" ()"))
     models = ", ".join(sorted(set(ours["model"])))
     fig.suptitle(f"Methods frontier ({models}): score against size, training and inference cost")
-    _shared_legend(fig, axes[0], ncol=4)
+    _shared_legend(fig, axes.ravel(), ncol=4)
     return fig
 
 
