@@ -89,33 +89,15 @@ def test_adapters_trained_together_count_each_tasks_own_modules(tmp_path):
     assert two["params/trainable"] == 2 * one["params/trainable"]
 
 
-@NEEDS_RTE
-def test_a_training_batch_holds_one_batch_of_every_task(tmp_path):
-    tokenizer = load_backbone(dict(compose_train("model=tiny").model), seed=0).tokenizer
-    data = MultiTaskDataModule(
-        ["glue/rte", "glue/stsb"],
-        tokenizer,
-        data_dir=DATA_DIR,
-        cache_dir=tmp_path,
-        limit_examples=24,
-        batch_size=8,
-    )
-    data.setup("fit")
-    data.modules["glue/stsb"].datasets["train"] = (
-        data.modules["glue/stsb"].datasets["train"].select(range(8))
-    )  # one batch: it cycles while RTE runs its three
-    batches = [batch for batch, _, _ in data.train_dataloader()]
-    assert len(batches) == 3
-    assert all(set(batch) == {"glue/rte", "glue/stsb"} for batch in batches)
-    assert batches[0]["glue/stsb"]["labels"].dtype.is_floating_point
-    assert [len(loader.dataset) for loader in data.val_dataloader()] == [24, 24]
+def tiny_tokenizer():
+    return load_backbone(dict(compose_train("model=tiny").model), seed=0).tokenizer
 
 
 def two_task_data(tmp_path, **settings) -> MultiTaskDataModule:
-    tokenizer = load_backbone(dict(compose_train("model=tiny").model), seed=0).tokenizer
+    """RTE and STS-B, 24 examples each in batches of 8, set up for fitting."""
     data = MultiTaskDataModule(
         ["glue/rte", "glue/stsb"],
-        tokenizer,
+        tiny_tokenizer(),
         data_dir=DATA_DIR,
         cache_dir=tmp_path,
         limit_examples=24,
@@ -124,6 +106,19 @@ def two_task_data(tmp_path, **settings) -> MultiTaskDataModule:
     )
     data.setup("fit")
     return data
+
+
+@NEEDS_RTE
+def test_a_training_batch_holds_one_batch_of_every_task(tmp_path):
+    data = two_task_data(tmp_path)
+    data.modules["glue/stsb"].datasets["train"] = (
+        data.modules["glue/stsb"].datasets["train"].select(range(8))
+    )  # one batch: it cycles while RTE runs its three
+    batches = [batch for batch, _, _ in data.train_dataloader()]
+    assert len(batches) == 3
+    assert all(set(batch) == {"glue/rte", "glue/stsb"} for batch in batches)
+    assert batches[0]["glue/stsb"]["labels"].dtype.is_floating_point
+    assert [len(loader.dataset) for loader in data.val_dataloader()] == [24, 24]
 
 
 @NEEDS_RTE
@@ -157,17 +152,17 @@ def test_a_regression_loss_is_measured_in_its_labels_variance_from_a_head_at_the
 @NEEDS_RTE
 def test_no_balance_and_a_lone_task_leave_the_losses_as_the_single_task_run_has_them(tmp_path):
     assert two_task_data(tmp_path, loss_balance="none").label_scales() == {}
-    tokenizer = load_backbone(dict(compose_train("model=tiny").model), seed=0).tokenizer
-    alone = MultiTaskDataModule(["glue/stsb"], tokenizer, data_dir=DATA_DIR, cache_dir=tmp_path)
+    alone = MultiTaskDataModule(
+        ["glue/stsb"], tiny_tokenizer(), data_dir=DATA_DIR, cache_dir=tmp_path
+    )
     alone.setup("fit")
     assert alone.label_scales() == {}
 
 
 def test_task_overrides_reach_only_their_task(tmp_path):
-    tokenizer = load_backbone(dict(compose_train("model=tiny").model), seed=0).tokenizer
     data = MultiTaskDataModule(
         ["glue/rte", "superglue/multirc"],
-        tokenizer,
+        tiny_tokenizer(),
         max_length=128,
         task_overrides={"superglue/multirc": {"max_length": 256}, "superglue/boolq": {}},
     )

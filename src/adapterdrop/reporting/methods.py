@@ -83,12 +83,13 @@ def method_labels(runs: pd.DataFrame) -> pd.Series:
 def loss_balances(runs: pd.DataFrame) -> pd.Series:
     """Each multi-task run's ``data.loss_balance`` where the multi-task runs differ in it
     (runs made before the option balanced nothing: ``none``), else empty: the label suffix."""
+    none = pd.Series("", index=runs.index)
+    if "config.data.tasks" not in runs:
+        return none
     balance = runs.get("config.data.loss_balance", pd.Series(None, index=runs.index))
     balance = balance.where(balance.notna(), "none").astype(str)
     multitask = runs["config.data.tasks"].map(lambda tasks: isinstance(tasks, list))
-    if balance[multitask].nunique() < 2:
-        return pd.Series("", index=runs.index)
-    return " loss_balance=" + balance
+    return none if balance[multitask].nunique() < 2 else " loss_balance=" + balance
 
 
 def _plain(value: object) -> object:
@@ -99,7 +100,7 @@ def _plain(value: object) -> object:
 def methods_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run: method label, task column, seed, main score x 100, size and costs."""
     labels = method_labels(runs)
-    balances = loss_balances(runs) if "config.data.tasks" in runs else None
+    balances = loss_balances(runs)
     rows = []
     for index, run in runs.iterrows():
         for task, limit, score, share in task_scores(run):
