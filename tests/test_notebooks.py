@@ -19,7 +19,7 @@ from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
 from adapterdrop.reporting import figures
-from adapterdrop.reporting.baselines import majority_baselines
+from adapterdrop.reporting.baselines import baseline_rows, majority_baselines
 from adapterdrop.reporting.notebooks import NOTEBOOKS, SCORE_NOTEBOOKS, pending, run_all
 from conftest import REPO
 
@@ -339,3 +339,17 @@ def test_majority_baseline_from_dev_labels(real_data_dir):
     assert scores["glue/cola", "matthews_corr"] == 0
     assert frame[frame["task"] == "glue/stsb"]["score"].isna().all()
     assert (frame[frame["task"] == "glue/stsb"]["note"].str.contains("regression")).all()
+
+
+def test_the_best_constant_beats_the_majority_class_on_multircs_f1a(real_data_dir):
+    frame = majority_baselines(["superglue/multirc", "glue/rte"], real_data_dir)
+    multirc = frame.set_index(["task", "metric"]).loc[("superglue/multirc", "f1a")]
+    positives = 1 - multirc["majority_share"]  # the majority answer is false: F1a 0
+    assert multirc["score"] == 0 and multirc["best_constant_label"] == "True"
+    assert multirc["best_constant"] == pytest.approx(2 * positives / (1 + positives))
+    columns = {"rte": "glue/rte", "multirc": "superglue/multirc"}
+    rows = baseline_rows(columns, frame).set_index("source")
+    assert rows.index.tolist() == ["majority class (dev)", "best constant (dev)"]
+    assert rows.loc["best constant (dev)", "rte"] == rows.loc["majority class (dev)", "rte"]
+    assert rows.loc["best constant (dev)", "multirc"] == pytest.approx(59.9, abs=0.05)
+    assert rows.loc["best constant (dev)", "note"] == "superglue/multirc: every example True"

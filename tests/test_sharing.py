@@ -85,7 +85,7 @@ def test_the_table_has_a_row_per_adapter_a_column_per_task_and_the_paper(results
 def test_majority_class_row_from_baselines_and_a_note_for_regression(results):
     baselines = pd.DataFrame(
         [
-            {"task": "glue/sst2", "metric": "accuracy", "score": 0.509, "note": ""},
+            {"task": "glue/sst2", "metric": "accuracy", "score": 0.509, "best_constant": 0.509},
             {"task": "glue/stsb", "metric": "pearson", "score": float("nan"), "note": "regr"},
         ]
     )
@@ -93,6 +93,7 @@ def test_majority_class_row_from_baselines_and_a_note_for_regression(results):
     [row] = table[table["source"] == "majority class (dev)"].to_dict("records")
     assert row["glue/sst2 accuracy (3000 ex.)"] == pytest.approx(50.9)
     assert pd.isna(row["glue/stsb pearson"]) and row["note"] == "glue/stsb: regr"
+    assert "best constant (dev)" not in table["source"].tolist()  # no better constant here
 
 
 def test_two_runs_of_one_seed_in_a_cell_are_refused(tmp_path):

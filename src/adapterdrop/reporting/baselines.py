@@ -1,9 +1,12 @@
-"""The majority-class baseline of a task's dev split, for the score plots (Fig. 2).
+"""The majority-class baseline of a task's dev split, for the score tables and plots.
 
 The baseline predicts the most frequent label of the dev split for every example and is
 scored with the task's own metrics: on MRPC it reaches 0.68 accuracy and 0.81 F1, so a score
-near those says the adapter learnt nothing. A regression task (STS-B) has no majority class (a
-constant prediction has no correlation), so its rows hold NaN and a note.
+near those says the adapter learnt nothing. Where the main metric is not accuracy the best
+constant prediction can beat it: MultiRC's majority answer (false) scores F1a 0, answering
+true to every option 59.9, so tables print that row too where it differs. A regression
+task (STS-B) has no majority class (a constant prediction has no correlation), so its rows
+hold NaN and a note.
 
 The labels are read with :mod:`adapterdrop.data` (imported on first use: it pulls in torch)
 from the data directory given, else ``ADAPTERDROP_DATA_DIR``; a task whose files are not there
@@ -21,7 +24,17 @@ import numpy as np
 import pandas as pd
 
 DATA_DIR_ENV = "ADAPTERDROP_DATA_DIR"
-COLUMNS = ["task", "metric", "score", "majority_label", "majority_share", "examples", "note"]
+COLUMNS = [
+    "task",
+    "metric",
+    "score",
+    "majority_label",
+    "majority_share",
+    "examples",
+    "best_constant",
+    "best_constant_label",
+    "note",
+]
 
 
 def data_dir(path: Path | str | None = None) -> Path | None:
@@ -50,15 +63,27 @@ def majority_baseline(task: str, root: Path | str) -> pd.DataFrame:
         key: [example.answer_info[i] for example in examples]
         for i, key in enumerate(spec.answer_fields)
     }
-    scores = spec.compute_metrics(np.full(len(labels), label), labels, **groups)
+    constants = {
+        value: spec.compute_metrics(np.full(len(labels), value), labels, **groups)
+        for value in sorted(set(labels.tolist()))
+    }
     share = count / len(labels)
-    return pd.DataFrame(
-        [
-            _row(task, metric, score, spec.label_names[label], share, len(labels))
-            for metric, score in scores.items()
-        ],
-        columns=COLUMNS,
-    )
+    rows = []
+    for metric, score in constants[label].items():
+        best = max(constants, key=lambda value: constants[value][metric])
+        rows.append(
+            _row(
+                task,
+                metric,
+                score,
+                spec.label_names[label],
+                share,
+                len(labels),
+                best_constant=constants[best][metric],
+                best_constant_label=spec.label_names[best],
+            )
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def majority_baselines(tasks: Iterable[str], root: Path | str | None = None) -> pd.DataFrame:
@@ -76,8 +101,11 @@ def majority_baselines(tasks: Iterable[str], root: Path | str | None = None) -> 
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
 
-def _row(task, metric, score=float("nan"), label=None, share=float("nan"), n=0, note=""):
-    return dict(zip(COLUMNS, (task, metric, score, label, share, n, note), strict=True))
+def _row(task, metric, score=float("nan"), label=None, share=float("nan"), n=0, note="", **best):
+    """A baseline row; ``best`` (``best_constant``, ``best_constant_label``) defaults to the
+    majority class's."""
+    values = (task, metric, score, label, share, n, score, label, note)
+    return dict(zip(COLUMNS, values, strict=True)) | best
 
 
 def task_column(task: str, limit: int | None) -> str:
@@ -109,21 +137,27 @@ def subset_size(run: pd.Series) -> int | None:
     return None if limit is None or pd.isna(limit) else int(limit)
 
 
-def baseline_row(tasks: dict[str, str], baselines: pd.DataFrame | None) -> pd.DataFrame:
-    """A score table's last row: each task column's majority class on the task's main metric
-    (x 100), with notes where there is none (``tasks``: column -> task)."""
+def baseline_rows(tasks: dict[str, str], baselines: pd.DataFrame | None) -> pd.DataFrame:
+    """A score table's last rows: each task column's majority class on the task's main metric
+    (x 100), with notes where there is none (``tasks``: column -> task); then the best
+    constant prediction, where it beats the majority class on some task."""
     from adapterdrop.data import get_task_spec
 
-    row: dict[str, object] = {"source": "majority class (dev)"}
-    notes = []
+    majority: dict[str, object] = {"source": "majority class (dev)"}
+    best: dict[str, object] = {"source": "best constant (dev)"}
+    notes, labels = [], []
     for column, task in tasks.items():
         metric = get_task_spec(task).main_metric
         found = pd.DataFrame() if baselines is None else baselines[baselines["task"] == task]
         main = found[found["metric"] == metric] if not found.empty else found
         if not main.empty and pd.notna(main["score"].iloc[0]):
-            row[column] = 100 * float(main["score"].iloc[0])
+            majority[column] = 100 * float(main["score"].iloc[0])
+            best[column] = 100 * float(main["best_constant"].iloc[0])
+            if best[column] > majority[column]:
+                labels.append(f"{task}: every example {main['best_constant_label'].iloc[0]}")
         else:
             note = found["note"].iloc[0] if not found.empty else "no dev labels"
             notes.append(f"{task}: {note}")
-    row["note"] = "; ".join(notes)
-    return pd.DataFrame([row])
+    majority["note"] = "; ".join(notes)
+    best["note"] = "; ".join(labels)
+    return pd.DataFrame([majority, best] if labels else [majority])

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from adapterdrop.reporting.baselines import (
-    baseline_row,
+    baseline_rows,
     main_score,
     majority_baselines,
     subset_size,
@@ -197,7 +197,7 @@ def methods_summary(table: pd.DataFrame, baselines: pd.DataFrame | None = None) 
     summary = wide.reset_index().sort_values([*SETTING, "trainable_params"])
     summary.insert(0, "source", "ours")
     tasks = dict(zip(table["column"], table["task"], strict=True))
-    frames = [summary, baseline_row({column: tasks[column] for column in columns}, baselines)]
+    frames = [summary, baseline_rows({column: tasks[column] for column in columns}, baselines)]
     order = ["source", *ROW_KEYS, *columns, "average", "averaged_over", "trainable_params"]
     order += ["step_vs_full", "eval_step_vs_full"]
     out = pd.concat(frames, ignore_index=True).reindex(columns=[*order, "time_to_best_s", "note"])

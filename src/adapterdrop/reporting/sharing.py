@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from adapterdrop.reporting.baselines import (
-    baseline_row,
+    baseline_rows,
     main_score,
     majority_baselines,
     task_column,
@@ -105,7 +105,7 @@ def sharing_table(scores: pd.DataFrame, baselines: pd.DataFrame | None = None) -
     )
     ours = ours.drop(columns="shared_last")
     tasks = {column: scores.loc[scores["column"] == column, "task"].iloc[0] for column in columns}
-    frames = [ours, _paper_rows(tasks), baseline_row(tasks, baselines)]
+    frames = [ours, _paper_rows(tasks), baseline_rows(tasks, baselines)]
     table = pd.concat(frames, ignore_index=True)
     for count in ("trainable_params", "adapter_weights"):
         table[count] = table[count].astype("Int64")
