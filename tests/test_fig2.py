@@ -293,6 +293,8 @@ def test_make_reproduce_fig2_runs_three_seeds_on_stsb_and_sst2_subsets():
         c for app, args in make_commands("reproduce-fig2", {}) for c in check_command(app, args)
     ]
     assert len(jobs) == 42 and {c["seed"] for c in jobs} == {42, 43, 44}  # 7 per task and seed
-    limits = {(c["data"]["task"], c["data"]["limit_examples"]) for c in jobs}
-    assert limits == {("glue/stsb", 1000), ("glue/sst2", 1000)}
+    limits = {
+        (c["data"]["task"], c["data"]["limit_examples"], c["trainer"]["max_epochs"]) for c in jobs
+    }
+    assert limits == {("glue/stsb", 1000, 6), ("glue/sst2", 1000, 3)}
     assert all(c["skip_measured"] and c["data"]["seed"] == c["seed"] for c in jobs)

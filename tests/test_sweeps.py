@@ -70,8 +70,8 @@ def make_recipe(target: str) -> str:
 
 def make_commands(target: str, variables: dict[str, str]) -> list[tuple[str, list[str]]]:
     """``(app, arguments)`` of each app call in ``make <target> VAR=...``, as make runs them:
-    a loop ``for spec in $(TASKS)`` runs each call per ``task[:examples]`` word of the variable,
-    the examples as ``data.limit_examples``."""
+    a loop ``for spec in $(TASKS)`` runs each call per ``task[:examples[:epochs]]`` word of the
+    variable, the examples as ``data.limit_examples``, the epochs as ``trainer.max_epochs``."""
     values = {**make_variables(), **variables}
     recipe = make_recipe(target)
     loop = re.search(r"for spec in \$\((\w+)\)", recipe)
@@ -81,9 +81,10 @@ def make_commands(target: str, variables: dict[str, str]) -> list[tuple[str, lis
     call = r"(\$\((?:TRAIN|BENCH)\))((?:(?!\$\((?:PY|TRAIN|BENCH)\))[^&|;])*)"
     for app_var, args in re.findall(call, recipe):
         for spec in specs if "$$task" in args else [""]:
-            task, _, limit = spec.partition(":")
+            task, limit, epochs = [*spec.split(":"), "", ""][:3]
             text = args.replace("$$task", task)
             text = text.replace("$$limit", f"data.limit_examples={limit}" if limit else "")
+            text = text.replace("$$epochs", f"trainer.max_epochs={epochs}" if epochs else "")
             text = re.sub(r"\$\((\w+)\)", lambda m: values.get(m[1], ""), text)
             commands.append((MAKE_APPS[app_var], shlex.split(text)))
     return commands
