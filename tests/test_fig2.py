@@ -113,10 +113,11 @@ def _scores(
     """Score rows ``(variant, metric, n, score)`` of one model, task and seed."""
     columns = ["variant", "metric", "dropped_layers", "score"]
     frame = pd.DataFrame(rows, columns=columns)
-    defaults = {"limit_examples": None, "precision": "32-true", "batches": "random"}
+    defaults = {"limit_examples": None, "precision": "32-true", "batches": "random", "epochs": 3}
     defaults["path"] = f"seed{seed}.json"
     frame = frame.assign(model="m", task=task, seed=seed, **{**defaults, **setting})
-    frame["limit_examples"] = frame["limit_examples"].astype("Int64")
+    for count in ("limit_examples", "epochs"):
+        frame[count] = frame[count].astype("Int64")
     return frame
 
 
@@ -199,12 +200,14 @@ def test_the_mean_over_tasks_has_the_spread_of_a_mean_of_independent_runs():
     assert mean["standard_std"][1] == pytest.approx((rte_std**2 + sts_std**2) ** 0.5 / 2)
 
 
-def test_subsets_and_precisions_are_curves_of_their_own():
+def test_subsets_precisions_and_epochs_are_curves_of_their_own():
     rows = [("standard", "f1", 0, 0.6), ("standard", "f1", 1, 0.3)]
     frames = [_scores(rows), _scores(rows, limit_examples=8000), _scores(rows, precision="bf16")]
+    frames.append(_scores(rows, epochs=6))
     tables = fig2_tables(pd.concat(frames, ignore_index=True))
     table = tables["fig2"]
-    assert len(table) == 6 and (table["standard_runs"] == 1).all()
+    assert len(table) == 8 and (table["standard_runs"] == 1).all()
+    assert sorted(table["epochs"].unique()) == [3, 6]
     assert table["limit_examples"].dropna().unique().tolist() == [8000]
     relative = tables["fig2_relative"]
     assert set(relative.loc[relative["task"] == "mean", "precision"]) == {"32-true", "bf16"}
@@ -217,7 +220,7 @@ def test_two_runs_of_one_seed_on_one_curve_are_refused_with_their_files():
         fig2_tables(pd.concat(frames, ignore_index=True))
 
 
-def test_the_seed_subset_and_precision_are_read_from_the_result():
+def test_the_seed_subset_precision_and_epochs_are_read_from_the_result():
     run = pd.Series(
         {
             "experiment": "fig2_robust",
@@ -226,12 +229,14 @@ def test_the_seed_subset_and_precision_are_read_from_the_result():
             "config.data.limit_examples": 8000,
             "config.model.name": "tiny",
             "config.trainer.precision": "32-true",
+            "config.trainer.max_epochs": 6,
             "config.seed": 43,
             "metrics.val/accuracy@n=0": 0.8,
         }
     )
     [row] = fig2_scores(pd.DataFrame([run])).to_dict("records")
-    assert (row["seed"], row["limit_examples"], row["precision"]) == (43, 8000, "32-true")
+    setting = (row["seed"], row["limit_examples"], row["precision"], row["epochs"])
+    assert setting == (43, 8000, "32-true", 6)
 
 
 def test_every_logged_metric_gets_rows_and_the_mean_uses_main_metrics_only():

@@ -260,7 +260,7 @@ def test_fig2_figure_draws_baselines_and_the_paper(results_root):
     assert_readable(fig)
     panels = [ax for ax in fig.axes if ax.axison]
     setting = ["model", "precision", "batches"]
-    curves = table.groupby([*setting, "task", "limit_examples", "metric"], dropna=False)
+    curves = table.groupby([*setting, "task", "limit_examples", "epochs", "metric"], dropna=False)
     means = relative[relative["task"] == "mean"].groupby(setting)
     assert len(panels) == curves.ngroups + means.ngroups  # a mean panel per setting
     mrpc = [ax for ax in panels if ax.get_ylabel().startswith("accuracy")][0]
@@ -282,6 +282,7 @@ def test_fig2_figure_draws_the_seed_spread_as_a_band_and_names_the_setting():
             "task": "glue/sst2",
             "limit_examples": 8000,
             "precision": "32-true",
+            "epochs": 6,
             "metric": "accuracy",
             "dropped_layers": [0, 1, 2],
             "standard": [0.8, 0.7, 0.4],
@@ -292,7 +293,7 @@ def test_fig2_figure_draws_the_seed_spread_as_a_band_and_names_the_setting():
     )
     fig = figures.fig2_figure(table)
     [ax] = [a for a in fig.axes if a.axison]
-    assert "8000-example subsets, 32-true precision" in ax.get_title()
+    assert "8000-example subsets, 32-true precision, 6 epochs" in ax.get_title().replace("\n", " ")
     [band] = ax.collections  # robust has no std column: no band of its own
     heights = band.get_paths()[0].vertices[:, 1]
     assert heights.min() == pytest.approx(0.65) and heights.max() == pytest.approx(0.82)

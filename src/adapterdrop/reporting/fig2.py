@@ -8,11 +8,13 @@ Built from training results only (``results/raw/fig2_*``), like every other tabl
 * ``specialized``: one adapter per n, built without adapters below layer n, scored at that n
   (n = 0 is the standard run: :func:`with_specialized_at_zero`).
 
-``fig2`` has one row per curve point (model, task, training subset, precision, metric, n) with
+``fig2`` has one row per curve point (model, task, training subset, precision, training
+batches, epochs, metric, n) with
 each variant's mean over seeds, its standard deviation (``<variant>_std``, sample std: blank
 for one run) and its run count (``<variant>_runs``, one run per seed). ``limit_examples`` is
-the seeded subset each split was cut to (``data.limit_examples``; blank: the whole split), and
-``precision`` the trainer's, since runs in bf16 and fp32 are different settings, not seeds.
+the seeded subset each split was cut to (``data.limit_examples``; blank: the whole split),
+``precision`` the trainer's and ``epochs`` its ``max_epochs``, since runs in bf16 and fp32, or
+of 3 and 6 epochs, are different settings, not seeds.
 ``fig2_relative`` divides the means and deviations by the standard adapter's mean at n = 0,
 the form of the paper's "with 5 dropped layers specialized keeps 97.1 % and robust 95.4 %".
 ``fig2_contrasts`` tests the figure's claims per n on each task's main metric: robust minus
@@ -38,7 +40,7 @@ from adapterdrop.reporting.tables import load_ok_results, train_batches, write_t
 #: Result experiment name (``experiment_name`` of ``conf/experiment/fig2_*.yaml``) -> curve.
 VARIANTS = {"fig2_standard": "standard", "fig2_robust": "robust", "fig2_specialized": "specialized"}
 #: What one curve is: runs that agree on these are seeds of one setting.
-CURVE = ["model", "task", "limit_examples", "precision", "batches", "metric"]
+CURVE = ["model", "task", "limit_examples", "precision", "batches", "epochs", "metric"]
 KEYS = [*CURVE, "dropped_layers"]
 #: Fig. 2's comparisons: (name, variant, minus variant).
 CONTRASTS = (
@@ -81,6 +83,7 @@ def fig2_scores(runs: pd.DataFrame) -> pd.DataFrame:
             "limit_examples": subset_size(run),
             "precision": str(run["config.trainer.precision"]),
             "batches": train_batches(run),
+            "epochs": run.get("config.trainer.max_epochs"),
             "seed": int(run["config.seed"]),
             "path": run["path"],
         }
@@ -97,7 +100,8 @@ def fig2_scores(runs: pd.DataFrame) -> pd.DataFrame:
             ]
     scores = pd.DataFrame(rows)
     if not scores.empty:
-        scores["limit_examples"] = scores["limit_examples"].astype("Int64")
+        for count in ("limit_examples", "epochs"):
+            scores[count] = scores[count].astype("Int64")
     return with_specialized_at_zero(scores)
 
 

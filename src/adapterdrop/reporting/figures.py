@@ -44,7 +44,7 @@ PAPER_FIG2_RELATIVE = {"specialized": {5: 0.971}, "robust": {5: 0.954}}
 PAPER_FIG2_LAYERS = 12
 FIG2_VARIANTS = {"standard": ":", "robust": "-", "specialized": "--"}
 #: The columns of ``fig2.csv`` that tell one curve from another (older tables lack some).
-FIG2_CURVE = ("model", "task", "limit_examples", "precision", "batches", "metric")
+FIG2_CURVE = ("model", "task", "limit_examples", "precision", "batches", "epochs", "metric")
 METRIC_LABELS = {
     "accuracy": "accuracy (fraction correct)",
     "f1": "F1 of the positive class (0-1)",
@@ -809,14 +809,14 @@ def fig2_figure(
     baselines: pd.DataFrame | None = None,
     paper: Mapping[str, Mapping[int, float]] = PAPER_FIG2_RELATIVE,
 ) -> Figure:
-    """One panel per curve (model, task, training subset, precision, metric): the dev score of
-    the standard, robust and specialized adapters against the number n of dropped lower layers,
-    the mean over seeds with a band of one standard deviation either side (``<variant>_std``),
-    with the majority-class baseline (``baselines``: task, metric, score, note; see
-    :mod:`adapterdrop.reporting.baselines`); a last panel: the mean over tasks of each curve
-    relative to the standard adapter at n = 0 (``fig2_relative``), with its band and the
-    paper's values, drawn at the same share of the depth (5 of 12 layers is n = 2.5 of 6).
-    Each panel's legend gives its run count per point."""
+    """One panel per curve (model, task, training subset, precision, batches, epochs, metric):
+    the dev score of the standard, robust and specialized adapters against the number n of
+    dropped lower layers, the mean over seeds with a band of one standard deviation either
+    side (``<variant>_std``), with the majority-class baseline (``baselines``: task, metric,
+    score, note; see :mod:`adapterdrop.reporting.baselines`); a last panel: the mean over
+    tasks of each curve relative to the standard adapter at n = 0 (``fig2_relative``), with
+    its band and the paper's values, drawn at the same share of the depth (5 of 12 layers is
+    n = 2.5 of 6). Each panel's legend gives its run count per point."""
     curve = [key for key in FIG2_CURVE if key in table]
     groups = list(table.groupby(curve, sort=True, dropna=False))
     means = [] if relative is None else _fig2_means(relative)
@@ -911,8 +911,8 @@ def _runs_note(runs: set[int]) -> str:
 
 
 def _fig2_title(setting: Mapping[str, object], layers: int) -> str:
-    """Task and model; below, the training subset and precision where the table gives them,
-    wrapped to the panel's width."""
+    """Task and model; below, the training subset, precision, batches and epochs where the
+    table gives them, wrapped to the panel's width."""
     title = f"{setting['task']} ({setting['model']}, {layers} layers)"
     details = []
     limit = setting.get("limit_examples")
@@ -923,6 +923,9 @@ def _fig2_title(setting: Mapping[str, object], layers: int) -> str:
         details.append(f"{precision} precision")
     if setting.get("batches") == "by length":
         details.append("batches by length")
+    epochs = setting.get("epochs")
+    if epochs is not None and pd.notna(epochs):
+        details.append(f"{int(epochs)} epochs")
     return "\n".join([title, *textwrap.wrap(", ".join(details), width=40)])
 
 
