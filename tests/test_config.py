@@ -274,7 +274,7 @@ def identity(cfg: DictConfig) -> dict:
 @pytest.mark.skipif(not stored_fig2_results(), reason="no stored Fig. 2 results")
 def test_fig2_experiments_compose_the_stored_results_configs(monkeypatch):
     """The settings that were FIG2_ARGS live in conf/experiment/fig2_*.yaml: on a CPU like the
-    one that trained them (its flags decide the precision) the plain commands compose exactly
+    one that trained them (its flags decide the precision) make's commands compose exactly
     the configs (and point ids) of results/raw/fig2_*, so skip_measured finds them; results
     trained before `data.group_by_length` existed compose with it set to false, their random
     batches."""
@@ -292,6 +292,9 @@ def test_fig2_experiments_compose_the_stored_results_configs(monkeypatch):
             overrides.append(f"drop.n={stored['drop']['n']}")
         if stored["data"].get("limit_examples") is not None:  # make's task:examples
             overrides.append(f"data.limit_examples={stored['data']['limit_examples']}")
+        experiment = OmegaConf.load(CONF / "experiment" / f"{stored['experiment_name']}.yaml")
+        if stored["trainer"]["max_epochs"] != experiment.trainer.max_epochs:  # make's :epochs
+            overrides.append(f"trainer.max_epochs={stored['trainer']['max_epochs']}")
         overrides.append(f"seed={stored['seed']}")  # make's FIG2_SEEDS
         legacy = "group_by_length" not in stored["data"]  # trained before the option: random
         if legacy:
